@@ -1,0 +1,76 @@
+"""A set of latent directions, whatever method found it.
+
+Every method (Voynov unit/ortho, random, PCA/GANSpace, SeFa) writes the same
+file: ``<name>.safetensors`` holding ``A`` of shape (latent_dim, K) whose
+columns are directions (a shift is ``z + alpha * A[:, k]``), plus a JSON
+sidecar with ``method``, ``generator`` (fingerprint of the generator
+checkpoint), ``labels`` (optional, one per column) and ``metrics``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..utils.weights import load_weights, save_weights
+
+FORMAT = "napari-latentdirs/direction-set/1"
+
+
+@dataclass
+class DirectionSet:
+    A: np.ndarray  # (latent_dim, K)
+    method: str
+    generator: str = ""  # fingerprint (sha256) of the generator checkpoint
+    labels: list[str] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.A = np.asarray(self.A, dtype=np.float32)
+        if self.A.ndim != 2:
+            raise ValueError(f"A must be 2-D (latent_dim, K), got shape {self.A.shape}")
+        if self.labels is not None and len(self.labels) != self.K:
+            raise ValueError(f"{len(self.labels)} labels for {self.K} directions")
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.A.shape[0])
+
+    @property
+    def K(self) -> int:  # noqa: N802 - the paper's symbol
+        return int(self.A.shape[1])
+
+    def direction(self, k: int) -> np.ndarray:
+        return self.A[:, k]
+
+    def save(self, path: str | Path) -> Path:
+        meta = {
+            "format": FORMAT,
+            "method": self.method,
+            "generator": self.generator,
+            "labels": self.labels,
+            "metrics": self.metrics,
+            "latent_dim": self.latent_dim,
+            "K": self.K,
+            "meta": self.meta,
+        }
+        return save_weights(path, {"A": torch.from_numpy(self.A)}, meta)
+
+    @classmethod
+    def load(cls, path: str | Path) -> DirectionSet:
+        tensors, meta = load_weights(path)
+        if meta.get("format") != FORMAT or "A" not in tensors:
+            raise ValueError(f"{path} is not a napari-latentdirs direction set")
+        return cls(
+            A=tensors["A"].numpy(),
+            method=meta["method"],
+            generator=meta.get("generator", ""),
+            labels=meta.get("labels"),
+            metrics=meta.get("metrics", {}),
+            meta=meta.get("meta", {}),
+        )
