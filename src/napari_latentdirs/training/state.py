@@ -1,0 +1,214 @@
+"""Run folders: resumable checkpoints and scalar logs shared by every engine.
+
+A checkpoint ``<run>/checkpoints/<name>.safetensors`` (+ ``.json``) holds the
+modules' state dicts, the optimisers' state, the global RNG states (torch,
+numpy, python) and any named ``torch.Generator`` an engine draws from, so a
+resumed run continues bit for bit. Tensors go to safetensors; everything
+else (step, config, scalar optimiser fields, metrics) goes to the JSON.
+Both are written atomically, the JSON last.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..utils.weights import load_weights, save_weights
+
+log = logging.getLogger(__name__)
+
+
+# -- RNG state ---------------------------------------------------------------
+
+def capture_rng(generators: dict[str, torch.Generator] | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Return (tensors, json) describing every global RNG plus ``generators``."""
+    tensors: dict[str, torch.Tensor] = {"rng/torch": torch.get_rng_state().clone()}
+    if torch.cuda.is_available():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng/cuda/{i}"] = s.clone()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    tensors["rng/numpy"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+    py_version, py_state, py_gauss = random.getstate()
+    tensors["rng/python"] = torch.tensor(py_state, dtype=torch.int64)
+    for name, gen in (generators or {}).items():
+        tensors[f"rng/gen/{name}"] = gen.get_state().clone()
+    meta = {
+        "numpy": {"kind": kind, "pos": int(pos), "has_gauss": int(has_gauss), "cached": float(cached)},
+        "python": {"version": py_version, "gauss": py_gauss},
+    }
+    return tensors, meta
+
+
+def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any],
+                generators: dict[str, torch.Generator] | None = None) -> None:
+    torch.set_rng_state(tensors["rng/torch"])
+    if torch.cuda.is_available():
+        states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng/cuda/"))]
+        if states:
+            torch.cuda.set_rng_state_all(states)
+    npm = meta["numpy"]
+    np.random.set_state((npm["kind"], tensors["rng/numpy"].numpy().astype(np.uint32), npm["pos"],
+                         npm["has_gauss"], npm["cached"]))
+    py = meta["python"]
+    random.setstate((py["version"], tuple(int(v) for v in tensors["rng/python"].tolist()), py["gauss"]))
+    for name, gen in (generators or {}).items():
+        key = f"rng/gen/{name}"
+        if key not in tensors:
+            raise KeyError(f"checkpoint has no state for generator {name!r}")
+        gen.set_state(tensors[key])
+
+
+# -- optimiser state -----------------------------------------------------------
+
+def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, st in sd["state"].items():
+        for key, val in st.items():
+            if isinstance(val, torch.Tensor):
+                tensors[f"optim/{name}/{idx}/{key}"] = val.detach().clone()
+            else:
+                scalars.setdefault(str(idx), {})[key] = val
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    prefix = f"optim/{name}/"
+    for key, val in tensors.items():
+        if key.startswith(prefix):
+            idx, field = key[len(prefix):].split("/", 1)
+            state.setdefault(int(idx), {})[field] = val
+    for idx, fields in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(fields)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+# -- run folder ----------------------------------------------------------------
+
+class RunDir:
+    """A training run's folder: ``checkpoints/``, ``metrics.csv``, ``tb/``."""
+
+    def __init__(self, root: str | Path, create: bool = True) -> None:
+        self.root = Path(root)
+        if create:
+            (self.root / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    def path(self, name: str) -> Path:
+        return self.root / "checkpoints" / f"{name}.safetensors"
+
+    def has(self, name: str) -> bool:
+        p = self.path(name)
+        return p.is_file() and p.with_suffix(".json").is_file()
+
+    def save(self, name: str, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer] | None = None,
+             meta: dict[str, Any] | None = None, generators: dict[str, torch.Generator] | None = None,
+             include_rng: bool = True) -> Path:
+        tensors: dict[str, torch.Tensor] = {}
+        for mname, module in modules.items():
+            for key, val in module.state_dict().items():
+                tensors[f"model/{mname}/{key}"] = val.detach().clone()
+        optim_meta: dict[str, Any] = {}
+        for oname, opt in (optimizers or {}).items():
+            t, m = _flatten_optimizer(oname, opt)
+            tensors.update(t)
+            optim_meta[oname] = m
+        rng_meta: dict[str, Any] | None = None
+        if include_rng:
+            t, rng_meta = capture_rng(generators)
+            tensors.update(t)
+        full_meta = dict(meta or {})
+        full_meta["_state"] = {"modules": sorted(modules), "optimizers": optim_meta, "rng": rng_meta}
+        return save_weights(self.path(name), tensors, full_meta)
+
+    def load(self, name: str, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer] | None = None,
+             map_location: str | torch.device = "cpu", generators: dict[str, torch.Generator] | None = None,
+             restore_rngs: bool = True) -> dict[str, Any]:
+        tensors, meta = load_weights(self.path(name))
+        state = meta.get("_state", {})
+        for mname, module in modules.items():
+            prefix = f"model/{mname}/"
+            sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if not sd:
+                raise KeyError(f"checkpoint {self.path(name)} has no module {mname!r}")
+            module.load_state_dict(sd)
+        for oname, opt in (optimizers or {}).items():
+            osd = _unflatten_optimizer(oname, tensors, state["optimizers"][oname])
+            opt.load_state_dict(osd)
+            _move_optimizer(opt, map_location)
+        if restore_rngs and state.get("rng") is not None:
+            restore_rng(tensors, state["rng"], generators)
+        return meta
+
+
+def _move_optimizer(opt: torch.optim.Optimizer, device: str | torch.device) -> None:
+    for st in opt.state.values():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                st[k] = v.to(device)
+
+
+# -- scalar logging --------------------------------------------------------------
+
+class ScalarLogger:
+    """Scalars to ``metrics.csv`` (long format: step, tag, value) and TensorBoard."""
+
+    def __init__(self, root: str | Path, tensorboard: bool = True) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.csv_path = self.root / "metrics.csv"
+        new = not self.csv_path.exists()
+        self._fh = open(self.csv_path, "a", newline="")  # noqa: SIM115 - closed in close()
+        self._csv = csv.writer(self._fh)
+        if new:
+            self._csv.writerow(["step", "tag", "value"])
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.root / "tb"))
+            except Exception as exc:  # noqa: BLE001 - TensorBoard is optional; CSV always works
+                log.warning("TensorBoard logging disabled: %s", exc)
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        for tag, value in scalars.items():
+            self._csv.writerow([step, tag, f"{float(value):.8g}"])
+            if self._tb is not None:
+                self._tb.add_scalar(tag, float(value), step)
+        self._fh.flush()
+
+    def log_images(self, step: int, tag: str, images: np.ndarray) -> None:
+        """``images``: (N, H, W) in [-1, 1]."""
+        if self._tb is not None:
+            imgs = (np.clip(np.asarray(images, dtype=np.float32), -1, 1) + 1) / 2
+            self._tb.add_images(tag, imgs[:, None], step, dataformats="NCHW")
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> ScalarLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_metrics(path: str | Path) -> dict[str, list[tuple[int, float]]]:
+    out: dict[str, list[tuple[int, float]]] = {}
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            out.setdefault(row["tag"], []).append((int(row["step"]), float(row["value"])))
+    return out
