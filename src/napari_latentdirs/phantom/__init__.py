@@ -1,1 +1,38 @@
+"""Synthetic thorax CT phantom with known factors (see ``docs`` and issue 3).
 
+Public API:
+
+- ``sample_slices(n, seed, size=128) -> (x, factors)``: fast in-memory 2-D
+  slices in model space with every factor varying, plus per-slice ground truth.
+- ``write_phantom_tree(out, patients, seed, messy=False)``: LIDC-layout DICOM
+  tree plus ``ground_truth.csv``.
+- ``probes.measure(x)`` with ``probes.PROBE_NAMES``.
+"""
+
+from __future__ import annotations
+
+from .factors import FACTOR_NAMES, Acquisition, SubjectFactors, sample_acquisition, sample_subject
+from .probes import PROBE_NAMES
+from .sampling import sample_slices, slices_for
+from .truth import PROBE_NOMINAL, PROBE_TARGETS
+
+__all__ = [
+    "FACTOR_NAMES",
+    "PROBE_NAMES",
+    "PROBE_NOMINAL",
+    "PROBE_TARGETS",
+    "Acquisition",
+    "SubjectFactors",
+    "sample_acquisition",
+    "sample_slices",
+    "sample_subject",
+    "slices_for",
+    "write_phantom_tree",
+]
+
+
+def write_phantom_tree(out, patients: int, seed: int, messy: bool = False, **kw):
+    """Write an LIDC-layout DICOM tree; see ``phantom.tree.write_phantom_tree``."""
+    from .tree import write_phantom_tree as _w
+
+    return _w(out, patients, seed, messy=messy, **kw)

@@ -1,0 +1,137 @@
+"""Longest stall of napari's GUI event loop while a generator trains in the background.
+
+A 5 ms QTimer runs on the GUI thread; a stall is the gap between two ticks
+beyond the timer interval. Measured in one run: first with the viewer idle
+(the bound: what the event loop does on its own on this machine), then while
+the training dock trains a DCGAN on phantom slices through the worker
+machinery (progress bar, live loss plot and sample layer all updating).
+
+Goal: longest stall during training < 50 ms.
+
+    .venv/bin/python benchmarks/bench_gui_stall.py [--seconds 20] [--preset tiny]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _gui import ensure_display, machine, wait_until  # noqa: E402
+
+
+def measure(app, seconds: float, interval_ms: int = 5) -> tuple[float, float, int]:
+    """(longest stall s, 99th percentile stall s, ticks) over ``seconds``."""
+    import numpy as np
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(interval_ms)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    timer.start()
+    loop.exec()
+    timer.stop()
+    gaps = np.diff(np.asarray(ticks)) - interval_ms / 1000.0
+    gaps = np.clip(gaps, 0.0, None)
+    return float(gaps.max()), float(np.percentile(gaps, 99)), len(ticks)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--preset", default="tiny", choices=("tiny", "paper"))
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--phantom", type=int, default=256, help="phantom slices to train on")
+    ap.add_argument("--nice", type=int, default=None, help="override the worker thread's nice value")
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads during training")
+    args = ap.parse_args()
+    ensure_display()
+    os.environ["LATENTDIRS_SYNC_WORKERS"] = "0"
+
+    import napari
+    from napari_latentdirs._napari.training_dock import TrainingDock
+    from napari_latentdirs.events import Step
+
+    viewer = napari.Viewer(show=True)
+    app = napari.qt.get_qapp()
+    dock = TrainingDock(viewer)
+    if args.nice is not None:
+        dock.runner._nice = args.nice
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    handler: list[float] = []
+    kinds: dict[str, list[float]] = {}
+    deliver = dock.runner._deliver
+
+    def timed_deliver(item):
+        t0 = time.perf_counter()
+        deliver(item)
+        handler.append(time.perf_counter() - t0)
+        kinds.setdefault(type(item).__name__, []).append(handler[-1])
+
+    dock.runner._deliver = timed_deliver
+    viewer.window.add_dock_widget(dock)
+    app.processEvents()
+    idle_max, idle_p99, _ = measure(app, min(5.0, args.seconds / 2))
+    # Control: the same training in a separate process. It loads the CPU exactly like the
+    # in-process run but shares no GIL and no event loop with the GUI, so the difference
+    # to it is what running training inside napari costs.
+    import subprocess
+
+    code = (
+        "import threading, torch\n"
+        f"torch.set_num_threads({max(1, (os.cpu_count() or 2) - 1)})\n"
+        "from napari_latentdirs.training.config import config_from_dict\n"
+        "from napari_latentdirs.training.data import phantom_slices\n"
+        "from napari_latentdirs.training.gan import train_gan\n"
+        f"cfg = config_from_dict('gan', preset={args.preset!r}, epochs=1000, batch_size={args.batch}, device='cpu', fid=False, log_every=1, sample_every=100, n_samples=8)\n"
+        f"data = phantom_slices({args.phantom}, 0)\n"
+        "print('ready', flush=True)\n"
+        f"for ev in train_gan(cfg, data, {tempfile.mkdtemp(prefix='latentdirs-stall-ctl-')!r}, threading.Event()): pass\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(3.0)  # past model set-up
+    ctl_max, ctl_p99, _ = measure(app, args.seconds)
+    proc.kill()
+    proc.wait()
+
+    out = tempfile.mkdtemp(prefix="latentdirs-stall-")
+    dock.data_combo.setCurrentIndex(0)
+    dock.phantom_n.setValue(args.phantom)
+    dock.preset_combo.setCurrentText(args.preset)
+    dock.epochs_spin.setValue(1000)
+    dock.batch_spin.setValue(args.batch)
+    dock.max_steps_spin.setValue(0)
+    dock.device_combo.setCurrentText("cpu")
+    dock.out_edit.value = out
+    steps: list[int] = []
+    orig = dock.on_event
+    dock.runner._on_event = lambda ev: (steps.append(ev.step) if isinstance(ev, Step) else None, orig(ev))
+    dock.start()
+    wait_until(app, lambda: len(steps) >= 2, 300)  # past data preparation and model set-up
+    s0 = len(steps)
+    train_max, train_p99, ticks = measure(app, args.seconds)
+    n_steps = len(steps) - s0
+    dock.stop()
+    wait_until(app, lambda: not dock.runner.running, 300)
+    print(f"machine: {machine()}")
+    print(f"training: DCGAN preset {args.preset!r}, batch {args.batch}, {args.phantom} phantom slices, worker nice {dock.runner._nice}, {n_steps} steps in {args.seconds:.0f} s ({n_steps / args.seconds:.1f} steps/s) in the background")
+    print(f"bound    idle event loop, longest stall      {1000 * idle_max:7.1f} ms (p99 {1000 * idle_p99:.1f} ms)")
+    print(f"control  same training in another process   {1000 * ctl_max:7.1f} ms (p99 {1000 * ctl_p99:.1f} ms)")
+    print(f"training longest GUI stall                   {1000 * train_max:7.1f} ms (p99 {1000 * train_p99:.1f} ms, {ticks} ticks)  goal < 50 ms; {train_max / max(ctl_max, 1e-3):.2f} x control")
+    print(f"GUI-thread work per engine event: longest {1000 * max(handler):.1f} ms over {len(handler)} events; " + ", ".join(f"{k} {1000 * max(v):.1f}" for k, v in kinds.items()))
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()

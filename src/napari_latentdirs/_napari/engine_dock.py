@@ -1,0 +1,273 @@
+"""Shared body of the training and direction docks: Start/Stop/Resume, progress, plot, samples.
+
+A subclass builds its inputs and implements :meth:`make_engine`, returning a
+factory ``stop -> iterator of events`` (see ``napari_latentdirs.events``).
+Each run gets its own folder under the chosen output folder; Stop leaves a
+checkpoint there and Resume continues it (the engines resume from their run
+folder by themselves).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import FileEdit
+from qtpy.QtCore import QTimer, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..events import CheckpointSaved, EpochEnd, Finished, Message, Samples, Started, Step, Stopped
+from ..utils.runtime import available_devices
+from .loss_plot import LossPlot
+from .workers import EngineFactory, EngineRunner
+
+
+class EngineDock(QWidget):
+    #: the state changed: "ready" | "running" | "stopping" | "stopped" | "finished" | "failed"
+    state_changed = Signal(str)
+    #: a run finished; the argument is the engine's output path (or "")
+    run_finished = Signal(str)
+
+    title = "run"
+    samples_layer = "samples"
+    plot_keys: tuple[str, ...] | None = None
+    flush_ms = 250  # widget refresh period while training
+    samples_every_s = 2.0  # samples layer refresh period
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.run_dir: Path | None = None
+        self.state = "ready"
+        self.last_step = 0
+        self.last_event: Any = None
+        self.output: Path | None = None
+        self.runner = EngineRunner(self, on_event=self.on_event, on_done=self._on_done, progress_desc=self.title, viewer=napari_viewer, name=self.title, reserve_gui_core=True)
+        self._total = 0
+        self._start_step = 0
+        # Steps can arrive many times a second, and every repaint of a napari window
+        # costs milliseconds (much more with software OpenGL): coalesce them and
+        # update the widgets and the samples layer from a timer instead.
+        self._pending_step: Step | None = None
+        self._pending_samples: np.ndarray | None = None
+        self._last_samples = 0.0
+        self._flush_timer = QTimer(self)
+        self._flush_timer.timeout.connect(self.flush)
+        self._flush_timer.start(self.flush_ms)
+        lay = QVBoxLayout(self)
+        self.inputs = QGroupBox("Settings")
+        self.form = QFormLayout(self.inputs)
+        lay.addWidget(self.inputs)
+        self.build_inputs(self.form)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(available_devices())
+        self.device_combo.setToolTip("auto picks CUDA, then MPS, then CPU; listed: what this machine has")
+        self.form.addRow("device", self.device_combo)
+        self.out_edit = FileEdit(mode="d", value=str(Path.home() / "latentdirs-runs"))
+        self.form.addRow("output folder", self.out_edit.native)
+        buttons = QHBoxLayout()
+        self.start_btn = QPushButton("Start")
+        self.stop_btn = QPushButton("Stop")
+        self.resume_btn = QPushButton("Resume")
+        self.start_btn.clicked.connect(self.start)
+        self.stop_btn.clicked.connect(self.stop)
+        self.resume_btn.clicked.connect(self.resume)
+        for b in (self.start_btn, self.stop_btn, self.resume_btn):
+            buttons.addWidget(b)
+        lay.addLayout(buttons)
+        self.bar = QProgressBar()
+        self.bar.setFormat("%v / %m")
+        self.eta_label = QLabel("")
+        lay.addWidget(self.bar)
+        lay.addWidget(self.eta_label)
+        self.metrics_label = QLabel("")
+        self.metrics_label.setWordWrap(True)
+        lay.addWidget(self.metrics_label)
+        self.plot = LossPlot(self.plot_keys, fps=None)
+        lay.addWidget(self.plot)
+        self.status = QLabel("ready")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.status)
+        lay.addStretch(1)
+        self._set_state("ready")
+
+    # -- for subclasses ----------------------------------------------------------------------
+    def build_inputs(self, form: QFormLayout) -> None:
+        raise NotImplementedError
+
+    def make_engine(self, run_dir: Path, resume: bool) -> EngineFactory:
+        raise NotImplementedError
+
+    def placeholder_samples(self) -> np.ndarray | None:
+        """Model-space images shaped like the coming samples, to create their layer early."""
+        return None
+
+    def step_text(self, ev: Step) -> str:
+        return "  ".join(f"{k} {v:.4g}" for k, v in ev.losses.items())
+
+    # -- control -----------------------------------------------------------------------------
+    @property
+    def device(self) -> str:
+        return self.device_combo.currentText()
+
+    def new_run_dir(self) -> Path:
+        root = Path(str(self.out_edit.value))
+        stem = time.strftime(f"{self.run_prefix()}-%Y%m%d-%H%M%S")
+        path, n = root / stem, 1
+        while path.exists():
+            path, n = root / f"{stem}-{n}", n + 1
+        return path
+
+    def run_prefix(self) -> str:
+        return self.title.lower().replace(" ", "-")
+
+    def start(self) -> None:
+        if self.runner.running:
+            return
+        self._launch(self.new_run_dir(), resume=False)
+
+    def resume(self) -> None:
+        if self.runner.running or self.run_dir is None:
+            return
+        self._launch(self.run_dir, resume=True)
+
+    def stop(self) -> None:
+        if self.runner.running:
+            self.runner.request_stop()
+            self._set_state("stopping")
+
+    def _launch(self, run_dir: Path, resume: bool) -> None:
+        try:
+            factory = self.make_engine(run_dir, resume)
+        except (ValueError, OSError, RuntimeError, TypeError, KeyError) as exc:
+            from napari.utils.notifications import show_error
+
+            show_error(f"{self.title}: {exc}")
+            self._set_state("failed")
+            self.status.setText(f"cannot start: {exc}")
+            return
+        self.run_dir = run_dir
+        if not resume:
+            self.plot.clear()
+        self.output = None
+        self._set_state("running")
+        self.status.setText(f"{'resuming' if resume else 'starting'} in {run_dir}")
+        self.runner.start(factory, f"{self.title} in {run_dir.name}")
+
+    # -- events (GUI thread) -----------------------------------------------------------------
+    def on_event(self, ev: Any) -> None:
+        self.last_event = ev
+        if isinstance(ev, Started):
+            self._total, self._start_step = ev.total_steps, ev.start_step
+            self.bar.setRange(0, max(ev.total_steps, 1))
+            self.bar.setValue(ev.start_step)
+            self.last_step = ev.start_step
+            placeholder = self.placeholder_samples()
+            if placeholder is not None and self.samples_layer not in self.viewer.layers:
+                # creating a napari layer is the single most expensive GUI operation (shaders,
+                # first draw): do it now, at the start, so samples only update it in place
+                self.show_samples(placeholder)
+        elif isinstance(ev, Step):
+            self.last_step = ev.step
+            self.plot.add(ev.step, ev.losses)
+            self._pending_step = ev
+            return
+        elif isinstance(ev, Samples):
+            self._pending_samples = ev.images
+            if self.samples_layer not in self.viewer.layers:  # the first one shows at once
+                self.flush_samples()
+            return
+        self.flush()
+        if isinstance(ev, EpochEnd):
+            self.plot.add(ev.step, {f"epoch/{k}": v for k, v in ev.metrics.items()})
+            self.status.setText(f"epoch {ev.epoch} done: " + ", ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items()))
+        elif isinstance(ev, CheckpointSaved):
+            self.status.setText(f"checkpoint at step {ev.step}: {ev.path}")
+        elif isinstance(ev, Message):
+            self.status.setText(ev.text)
+        elif isinstance(ev, Stopped):
+            self.last_step = ev.step
+            self.status.setText(f"stopped at step {ev.step}; checkpoint {ev.checkpoint}")
+        elif isinstance(ev, Finished):
+            self.last_step = ev.step
+            self.output = ev.output
+            self.bar.setValue(self.bar.maximum())
+            self.status.setText(f"finished: {ev.output}" + ("".join(f"\n{k} = {v:.4g}" for k, v in ev.metrics.items())))
+
+    def flush(self) -> None:
+        """Apply the newest pending step (bar, ETA, metrics, plot) or samples; one per tick."""
+        if self._pending_samples is not None and time.monotonic() - self._last_samples >= self.samples_every_s:
+            self.flush_samples()
+            return  # one repaint per tick: the step waits for the next one
+        ev = self._pending_step
+        if ev is None:
+            return
+        self._pending_step = None
+        self.bar.setValue(min(ev.step, self.bar.maximum()))
+        eta = self.runner.eta.remaining(ev.step, ev.total_steps)
+        self.eta_label.setText(f"step {ev.step} / {ev.total_steps}   ETA {self.runner.eta.format(eta)}")
+        self.metrics_label.setText(self.step_text(ev))
+        self.plot.redraw()
+
+    def flush_samples(self) -> None:
+        if self._pending_samples is None:
+            return
+        images, self._pending_samples = self._pending_samples, None
+        self._last_samples = time.monotonic()
+        self.show_samples(images)
+
+    def show_samples(self, images: np.ndarray) -> None:
+        from ..analysis.navigation import window_limits
+        from ..data.preprocess import DEFAULT
+
+        hu = DEFAULT.model_to_hu(np.asarray(images, dtype=np.float32))
+        if self.samples_layer in self.viewer.layers:
+            layer = self.viewer.layers[self.samples_layer]
+            if isinstance(layer.data, np.ndarray) and layer.data.shape == hu.shape and layer.data.flags.writeable:
+                layer.data[...] = hu  # in place: no re-slicing of the whole layer
+                layer.refresh()
+            else:
+                layer.data = hu
+        else:
+            self.viewer.add_image(hu, name=self.samples_layer, colormap="gray", contrast_limits=window_limits("lung"))
+
+    def _on_done(self, error: BaseException | None) -> None:
+        self._last_samples = 0.0
+        self.flush_samples()
+        self.flush()
+        self.plot.redraw()
+        if error is not None:
+            self.status.setText(f"failed: {type(error).__name__}: {error}")
+            self._set_state("failed")
+        elif isinstance(self.last_event, Stopped):
+            self._set_state("stopped")
+        elif isinstance(self.last_event, Finished):
+            self._set_state("finished")
+            self.run_finished.emit(str(self.output or ""))
+        else:
+            self._set_state("stopped")
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+        running = state in ("running", "stopping")
+        self.start_btn.setEnabled(not running)
+        self.stop_btn.setEnabled(state == "running")
+        self.resume_btn.setEnabled(not running and self.run_dir is not None and state in ("stopped", "failed"))
+        self.inputs.setEnabled(not running)
+        self.state_changed.emit(state)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        self.runner.stop_and_wait()
+        super().closeEvent(event)

@@ -1,0 +1,533 @@
+"""Latent navigator: walk a generator's latent space along discovered directions.
+
+The stack layer has axes (latent, shift, y, x) and holds HU (the exact
+inverse of the preprocessing). Every control change submits a request to a
+one-slot mailbox; a worker thread streams the frame being looked at first and
+then the rest of the stack, and stale requests are dropped, so the newest
+always wins. Frames are written into the layer on the GUI thread only.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from magicgui.widgets import FileEdit
+from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleRangeSlider
+
+from ..analysis import export as ex
+from ..analysis.demo import DEMO_NAMES, demo_model
+from ..analysis.navigation import (
+    StackChunk,
+    StackRequest,
+    StackStreamer,
+    random_latents,
+    shift_grid,
+    window_limits,
+)
+from ..data.preprocess import Preprocessing
+from ..models.direction_set import DirectionSet
+from .stack_feed import StackFeed
+from .workers import EngineRunner
+
+log = logging.getLogger(__name__)
+
+LAYER_NAME = "latent stack"
+SOURCES = ("random latents", "encode CT slice (VAE)", "invert CT slice (GAN)")
+EXPORT_FORMATS = {
+    "TIFF (stack, with spacing)": ".tif",
+    "GIF sweep (current latent)": ".gif",
+    "MP4 sweep (current latent)": ".mp4",
+    "PNG grid (paper figure)": ".png",
+    "DICOM series (derived)": ".dcmdir",
+}
+
+
+def default_shift(ds: DirectionSet | None) -> float:
+    """Half-width of the shift range: from the direction set's training meta when recorded."""
+    if ds is not None:
+        cfg = ds.meta.get("config") if isinstance(ds.meta.get("config"), dict) else {}
+        for v in (ds.meta.get("alpha_max"), cfg.get("alpha_max"), ds.meta.get("shift_max")):
+            if isinstance(v, int | float) and v > 0:
+                return float(v)
+    return 6.0
+
+
+class LatentNavigator(QWidget):
+    #: (ticket, frames written so far for that ticket) after every chunk lands in the layer
+    chunk_applied = Signal(int, int)
+    #: ticket, once the whole stack of a request is in the layer
+    stack_complete = Signal(int)
+    #: latents changed (after encode/invert/random)
+    latents_changed = Signal()
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.generator: Any = None
+        self.directions: DirectionSet | None = None
+        self.model_name = ""
+        self.z: np.ndarray | None = None
+        self.frame_shape: tuple[int, int] | None = None
+        self._stack: np.ndarray | None = None
+        self._written = 0
+        self._layer: Any = None
+        self.last_export: list[Path] = []
+        self.inversion_error: float | None = None
+        self.feed = StackFeed(self, self._on_chunk, self._on_stream_error, viewer=napari_viewer, name="latent navigator")
+        self._jobs = EngineRunner(self, on_event=self._on_job, on_done=self._on_job_done, viewer=napari_viewer, name="latent navigator job")
+        self._play_timer = QTimer(self)
+        self._play_timer.timeout.connect(self._play_step)
+        self._play_dir = 1
+        self._build_ui()
+        self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
+        self.viewer.layers.events.removed.connect(self._refresh_layer_choices)
+        self._refresh_layer_choices()
+
+    # ------------------------------------------------------------------ UI
+    def _build_ui(self) -> None:
+        lay = QVBoxLayout(self)
+        model = QGroupBox("Model")
+        mf = QFormLayout(model)
+        self.generator_edit = FileEdit(mode="r", filter="*.safetensors")
+        self.directions_edit = FileEdit(mode="r", filter="*.safetensors")
+        mf.addRow("generator", self.generator_edit.native)
+        mf.addRow("directions", self.directions_edit.native)
+        row = QHBoxLayout()
+        self.load_btn = QPushButton("Load")
+        self.load_btn.clicked.connect(self._load_clicked)
+        self.demo_combo = QComboBox()
+        self.demo_combo.addItems([f"demo {n.upper()}" for n in DEMO_NAMES])
+        self.demo_btn = QPushButton("Load demo")
+        self.demo_btn.clicked.connect(lambda: self.load_demo(DEMO_NAMES[self.demo_combo.currentIndex()]))
+        row.addWidget(self.load_btn)
+        row.addWidget(self.demo_combo)
+        row.addWidget(self.demo_btn)
+        mf.addRow(row)
+        self.model_label = QLabel("no model: load one, or the bundled demo")
+        self.model_label.setWordWrap(True)
+        mf.addRow(self.model_label)
+        lay.addWidget(model)
+
+        latents = QGroupBox("Latents")
+        lf = QFormLayout(latents)
+        self.source_combo = QComboBox()
+        self.source_combo.addItems(SOURCES)
+        self.n_spin = QSpinBox()
+        self.n_spin.setRange(1, 64)
+        self.n_spin.setValue(4)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.ct_combo = QComboBox()
+        self.apply_latents_btn = QPushButton("Set latents")
+        self.apply_latents_btn.clicked.connect(self.set_latents_from_source)
+        self.latent_label = QLabel("")
+        lf.addRow("source", self.source_combo)
+        lf.addRow("N (random)", self.n_spin)
+        lf.addRow("seed", self.seed_spin)
+        lf.addRow("CT layer", self.ct_combo)
+        lf.addRow(self.apply_latents_btn)
+        lf.addRow(self.latent_label)
+        lay.addWidget(latents)
+
+        dirs = QGroupBox("Direction")
+        dl = QVBoxLayout(dirs)
+        self.direction_list = QListWidget()
+        self.direction_list.setMinimumHeight(120)
+        self.direction_list.currentRowChanged.connect(lambda _r: self.request_stack())
+        dl.addWidget(self.direction_list)
+        df = QFormLayout()
+        self.shift_slider = QLabeledDoubleRangeSlider(Qt.Orientation.Horizontal)
+        self.shift_slider.setRange(-20.0, 20.0)
+        self.shift_slider.setValue((-6.0, 6.0))
+        self.shift_slider.valueChanged.connect(lambda _v: self.request_stack())
+        self.frames_spin = QSpinBox()
+        self.frames_spin.setRange(1, 201)
+        self.frames_spin.setValue(41)
+        self.frames_spin.valueChanged.connect(lambda _v: self.request_stack())
+        self.window_combo = QComboBox()
+        self.window_combo.addItems(["lung", "mediastinum", "bone"])
+        self.window_combo.currentTextChanged.connect(self._apply_window)
+        df.addRow("shift range", self.shift_slider)
+        df.addRow("frames", self.frames_spin)
+        df.addRow("window", self.window_combo)
+        dl.addLayout(df)
+        prow = QHBoxLayout()
+        self.play_btn = QPushButton("Play")
+        self.play_btn.setCheckable(True)
+        self.play_btn.toggled.connect(self.set_playing)
+        self.fps_spin = QDoubleSpinBox()
+        self.fps_spin.setRange(1.0, 60.0)
+        self.fps_spin.setValue(12.0)
+        self.fps_spin.setSuffix(" fps")
+        self.copy_btn = QPushButton("Copy to new layer")
+        self.copy_btn.clicked.connect(self.copy_to_layer)
+        prow.addWidget(self.play_btn)
+        prow.addWidget(self.fps_spin)
+        prow.addWidget(self.copy_btn)
+        dl.addLayout(prow)
+        lay.addWidget(dirs)
+
+        exp = QGroupBox("Export")
+        er = QHBoxLayout(exp)
+        self.export_combo = QComboBox()
+        self.export_combo.addItems(list(EXPORT_FORMATS))
+        self.export_btn = QPushButton("Export...")
+        self.export_btn.clicked.connect(self._export_clicked)
+        er.addWidget(self.export_combo)
+        er.addWidget(self.export_btn)
+        lay.addWidget(exp)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.status)
+        lay.addStretch(1)
+        self._set_model_controls(False)
+
+    def _set_model_controls(self, enabled: bool) -> None:
+        for w in (self.apply_latents_btn, self.direction_list, self.play_btn, self.copy_btn, self.export_btn):
+            w.setEnabled(enabled)
+
+    def _refresh_layer_choices(self, *_: Any) -> None:
+        from napari.layers import Image
+
+        current = self.ct_combo.currentText()
+        names = [ly.name for ly in self.viewer.layers if isinstance(ly, Image) and ly is not self._layer]
+        self.ct_combo.clear()
+        self.ct_combo.addItems(names)
+        if current in names:
+            self.ct_combo.setCurrentText(current)
+
+    # ------------------------------------------------------------------ model
+    def _load_clicked(self) -> None:
+        gen = str(self.generator_edit.value or "")
+        dirs = str(self.directions_edit.value or "")
+        if not gen or gen == ".":
+            # nothing chosen: offer the bundled demo (the one selected next to the button)
+            self.load_demo(DEMO_NAMES[self.demo_combo.currentIndex()])
+            return
+        try:
+            self.load(gen, dirs if dirs and dirs != "." else None)
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            from napari.utils.notifications import show_error
+
+            show_error(f"latent navigator: cannot load model: {exc}")
+
+    def load_demo(self, name: str = "gan") -> None:
+        m = demo_model(name)
+        if not m.available:
+            from napari.utils.notifications import show_error
+
+            show_error(f"the bundled {name} demo is not installed; run training/make_demo_models.py")
+            return
+        self.load(m.generator, m.directions, name=f"demo {name.upper()}")
+
+    def load(self, generator_path: str | Path, directions_path: str | Path | None = None, name: str | None = None) -> None:
+        from ..models.registry import load_generator
+
+        gen = load_generator(generator_path)
+        ds = DirectionSet.load(directions_path) if directions_path else None
+        self.set_model(gen, ds, name or Path(generator_path).stem)
+        self.generator_edit.value = str(generator_path)
+        if directions_path:
+            self.directions_edit.value = str(directions_path)
+
+    def set_model(self, generator: Any, directions: DirectionSet | None, name: str = "model") -> None:
+        """Use an in-memory generator (and direction set); restarts the stream worker."""
+        if directions is not None and directions.latent_dim != generator.latent_dim:
+            raise ValueError(f"direction set has dimension {directions.latent_dim}, the generator {generator.latent_dim}")
+        self.feed.set_generator(generator)
+        self.generator = generator
+        self.directions = directions
+        self.model_name = name
+        assert self.feed.streamer is not None
+        with torch.inference_mode():
+            probe = generator.generate(torch.zeros(1, generator.latent_dim, device=self.feed.streamer.device))
+        self.frame_shape = (int(probe.shape[-2]), int(probe.shape[-1]))
+        self.direction_list.blockSignals(True)
+        self.direction_list.clear()
+        if directions is not None:
+            labels = directions.labels or [""] * directions.K
+            self.direction_list.addItems([f"{k}: {lab}" if lab else f"direction {k}" for k, lab in enumerate(labels)])
+        self.direction_list.blockSignals(False)
+        half = default_shift(directions)
+        lim = max(20.0, 2 * half)
+        self.shift_slider.blockSignals(True)
+        self.shift_slider.setRange(-lim, lim)
+        self.shift_slider.setValue((-half, half))
+        self.shift_slider.blockSignals(False)
+        kind = "VAE" if hasattr(generator, "encode") else "GAN"
+        k = directions.K if directions is not None else 0
+        self.model_label.setText(f"{name}: {kind}, d={generator.latent_dim}, {k} directions ({directions.method if directions else 'none'})")
+        self._set_model_controls(True)
+        self.source_combo.setCurrentIndex(0)
+        self.z = random_latents(self.n_spin.value(), generator.latent_dim, self.seed_spin.value())
+        self._stack = None
+        if directions is not None and directions.K:
+            self.direction_list.setCurrentRow(0)  # submits the first request
+
+    # ------------------------------------------------------------------ latents
+    def set_latents(self, z: np.ndarray) -> None:
+        z = np.atleast_2d(np.asarray(z, dtype=np.float32))
+        if self.generator is None or z.shape[1] != self.generator.latent_dim:
+            raise ValueError("latents do not match the loaded generator")
+        self.z = z
+        self.latents_changed.emit()
+        self.request_stack()
+
+    def set_latents_from_source(self) -> None:
+        if self.generator is None:
+            return
+        src = self.source_combo.currentIndex()
+        if src == 0:
+            self.inversion_error = None
+            self.latent_label.setText(f"{self.n_spin.value()} random latents, seed {self.seed_spin.value()}")
+            self.set_latents(random_latents(self.n_spin.value(), self.generator.latent_dim, self.seed_spin.value()))
+            return
+        if src == 1 and not hasattr(self.generator, "encode"):
+            self.latent_label.setText("this generator has no encoder: use inversion (GAN)")
+            return
+        x = self.current_ct_slice()
+        if x is None:
+            self.latent_label.setText("choose a CT image layer")
+            return
+        from ..analysis.inversion import InversionConfig, embed, reverse_search
+
+        gen = self.generator
+        seed = self.seed_spin.value()
+        if src == 1:
+            job = lambda stop: iter([embed(gen, x[None])])  # noqa: E731
+        else:
+            job = lambda stop: iter([reverse_search(gen, x[None], InversionConfig(seed=seed))])  # noqa: E731
+        self.latent_label.setText("inverting..." if src == 2 else "encoding...")
+        self.apply_latents_btn.setEnabled(False)
+        self._jobs.start(job, "embedding a CT slice")
+
+    def current_ct_slice(self) -> np.ndarray | None:
+        """The displayed 2-D slice of the chosen CT layer, preprocessed to the generator's input."""
+        name = self.ct_combo.currentText()
+        if not name or name not in self.viewer.layers:
+            return None
+        layer = self.viewer.layers[name]
+        data = layer.data
+        if layer.ndim > 2:
+            pos = np.round(np.asarray(layer.world_to_data(self.viewer.dims.point))).astype(int)
+            idx = tuple(int(np.clip(p, 0, s - 1)) for p, s in zip(pos[:-2], data.shape[:-2]))
+            data = data[idx]
+        hu = np.asarray(data, dtype=np.float32)
+        assert self.frame_shape is not None
+        return Preprocessing(size=self.frame_shape[0])(hu)
+
+    def _on_job(self, item: Any) -> None:
+        from ..analysis.inversion import Embedding
+
+        if isinstance(item, Embedding):
+            self.inversion_error = float(item.mse[0])
+            what = "inversion" if item.method == "reverse-search" else "encoder"
+            self.latent_label.setText(f"{what}: reconstruction MSE {self.inversion_error:.4f} (model space)")
+            self.set_latents(item.z)
+        elif isinstance(item, list | tuple) and item and isinstance(item[0], Path):
+            self.last_export = list(item)
+            self.status.setText(f"exported {len(item)} file(s) to {item[0].parent}")
+
+    def _on_job_done(self, error: BaseException | None) -> None:
+        self.apply_latents_btn.setEnabled(self.generator is not None)
+        self.export_btn.setEnabled(self.generator is not None)
+        if error is not None:
+            self.latent_label.setText(f"failed: {error}")
+
+    # ------------------------------------------------------------------ streaming
+    def shifts(self) -> np.ndarray:
+        lo, hi = self.shift_slider.value()
+        return shift_grid(float(lo), float(hi), self.frames_spin.value())
+
+    def direction_index(self) -> int:
+        return max(self.direction_list.currentRow(), 0)
+
+    def visible_index(self, n: int, s: int, shifts: np.ndarray) -> tuple[int, int]:
+        if self._layer is not None and self._layer in self.viewer.layers and self.viewer.dims.ndim == 4:
+            step = self.viewer.dims.current_step
+            return int(min(step[0], n - 1)), int(min(step[1], s - 1))
+        return 0, int(np.argmin(np.abs(shifts)))
+
+    @property
+    def streamer(self) -> StackStreamer | None:
+        return self.feed.streamer
+
+    @property
+    def current(self) -> StackRequest | None:
+        return self.feed.current
+
+    def request_stack(self) -> StackRequest | None:
+        """Submit the current controls as the newest request; returns it (with its ticket)."""
+        if self.generator is None or self.directions is None or self.z is None or self.streamer is None:
+            return None
+        k = self.direction_index()
+        shifts = self.shifts()
+        n, s = self.z.shape[0], shifts.size
+        self._written = 0
+        self.status.setText(f"generating {n}x{s} frames along direction {k}...")
+        return self.feed.submit(StackRequest(self.z, self.directions.direction(k), shifts, self.visible_index(n, s, shifts)))
+
+    def _on_chunk(self, req: StackRequest, chunk: StackChunk) -> None:
+        shape = (*req.shape, *chunk.frames.shape[-2:])
+        fresh = self._stack is None or self._stack.shape != shape
+        if fresh:
+            self._stack = np.full(shape, -1000.0, dtype=np.float32)
+        assert self._stack is not None
+        self._stack[chunk.latent_idx, chunk.shift_idx] = chunk.frames
+        self._written += len(chunk.frames)
+        self._show(fresh, req)
+        self.chunk_applied.emit(chunk.ticket, self._written)
+        if chunk.done:
+            self.status.setText(f"direction {self.direction_index()}: {req.shape[0]} latents x {req.shape[1]} shifts")
+            self.stack_complete.emit(chunk.ticket)
+
+    def _show(self, fresh: bool, req: StackRequest) -> None:
+        layer = self._layer
+        meta = {
+            "latentdirs": {
+                "model": self.model_name,
+                "direction": self.direction_index(),
+                "shifts": req.shifts.tolist(),
+                "pixel_mm": [ex.DEFAULT_PIXEL_MM, ex.DEFAULT_PIXEL_MM],
+                "axes": ["latent", "shift", "y", "x"],
+            }
+        }
+        if layer is None or layer not in self.viewer.layers:
+            self._layer = self.viewer.add_image(
+                self._stack,
+                name=LAYER_NAME,
+                colormap="gray",
+                contrast_limits=window_limits(self.window_combo.currentText()),
+                metadata=meta,
+            )
+            self.viewer.dims.axis_labels = ("latent", "shift", "y", "x")
+            step = list(self.viewer.dims.current_step)
+            step[0], step[1] = req.visible
+            self.viewer.dims.current_step = tuple(step)
+            self._refresh_layer_choices()
+            return
+        layer.metadata.update(meta)
+        if fresh:
+            layer.data = self._stack
+            layer.contrast_limits = window_limits(self.window_combo.currentText())
+        else:
+            layer.refresh()
+
+    @property
+    def layer(self) -> Any:
+        return self._layer
+
+    def _apply_window(self, name: str) -> None:
+        if self._layer is not None:
+            self._layer.contrast_limits = window_limits(name)
+
+    def _on_stream_error(self, error: BaseException) -> None:
+        self.status.setText(f"generation failed: {error}")
+
+    # ------------------------------------------------------------------ play / copy / export
+    def set_playing(self, on: bool) -> None:
+        if on and self._layer is not None:
+            self._play_timer.start(int(1000 / self.fps_spin.value()))
+        else:
+            self._play_timer.stop()
+        if self.play_btn.isChecked() != on:
+            self.play_btn.setChecked(on)
+
+    def _play_step(self) -> None:
+        if self._layer is None or self.viewer.dims.ndim != 4:
+            return
+        s = self.frames_spin.value()
+        cur = int(self.viewer.dims.current_step[1])
+        nxt = cur + self._play_dir
+        if not 0 <= nxt < s:  # ping-pong like the exported sweeps
+            self._play_dir = -self._play_dir
+            nxt = cur + self._play_dir
+        self.viewer.dims.set_current_step(1, int(np.clip(nxt, 0, s - 1)))
+
+    def copy_to_layer(self) -> Any:
+        """The current stack as an independent new layer (its own copy of the data)."""
+        if self._stack is None:
+            return None
+        return self.viewer.add_image(
+            self._stack.copy(),
+            name=f"{self.model_name} dir {self.direction_index()}",
+            colormap="gray",
+            contrast_limits=window_limits(self.window_combo.currentText()),
+            metadata={"latentdirs": dict(self._layer.metadata.get("latentdirs", {}))} if self._layer is not None else {},
+        )
+
+    def _export_clicked(self) -> None:
+        fmt = self.export_combo.currentText()
+        suffix = EXPORT_FORMATS[fmt]
+        if suffix == ".dcmdir":
+            path = QFileDialog.getExistingDirectory(self, "Folder for the DICOM series")
+        else:
+            path, _ = QFileDialog.getSaveFileName(self, f"Export {fmt}", f"direction{self.direction_index()}{suffix}")
+        if path:
+            self.export(path, suffix)
+
+    def export(self, path: str | Path, kind: str) -> None:
+        """Export in the background (``kind`` is a suffix: .tif .gif .mp4 .png .dcmdir)."""
+        if self._stack is None or self.current is None or self.streamer is None or self.directions is None:
+            raise RuntimeError("nothing to export yet")
+        stack = self._stack.copy()
+        req = self.current
+        vi = int(self.viewer.dims.current_step[0]) if self.viewer.dims.ndim == 4 else 0
+        vi = min(vi, stack.shape[0] - 1)
+        window = self.window_combo.currentText()
+        k = self.direction_index()
+        label = (self.directions.labels or [""] * self.directions.K)[k] or f"direction {k}"
+        streamer, ds, z = self.streamer, self.directions, self.z
+        step = float(np.diff(req.shifts).mean()) if req.shifts.size > 1 else 1.0
+        meta = {"model": self.model_name, "direction": k, "label": label, "shifts": req.shifts.tolist()}
+        path = Path(path)
+
+        def job(stop: Any) -> Any:
+            if kind == ".tif":
+                yield [ex.write_tiff(path, stack, frame_step=step, metadata=meta)]
+            elif kind == ".gif":
+                yield [ex.write_gif(path, stack[vi], window)]
+            elif kind == ".mp4":
+                yield [ex.write_mp4(path, stack[vi], window)]
+            elif kind == ".png":
+                ks = list(range(min(ds.K, 8)))
+                cols = shift_grid(float(req.shifts.min()), float(req.shifts.max()), 7 if req.shifts.size >= 7 else req.shifts.size)
+                rows = [streamer.full_stack(StackRequest(z[vi : vi + 1], ds.direction(j), cols))[0] for j in ks]
+                labels = [((ds.labels or [""] * ds.K)[j] or f"direction {j}") for j in ks]
+                yield [ex.write_png_grid(path, np.stack(rows), labels, cols, window)]
+            elif kind == ".dcmdir":
+                yield ex.write_dicom_series(path, stack[vi], slice_mm=1.0, description=f"{self.model_name} {label} sweep"[:64])
+            else:
+                raise ValueError(f"unknown export kind {kind!r}")
+
+        self.export_btn.setEnabled(False)
+        self._jobs.start(job, f"exporting {path.name}")
+
+    # ------------------------------------------------------------------ teardown
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        self._play_timer.stop()
+        self.feed.stop()
+        self._jobs.stop_and_wait()

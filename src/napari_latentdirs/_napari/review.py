@@ -1,0 +1,345 @@
+"""Review widget: the radiologist's pass over a direction set.
+
+For each item the widget streams its shifted stack (latents x shifts) into
+the "review stack" layer and can animate it; the reader picks a label preset
+or types one, rates 1-5 and adds notes. Blind mode hides which direction is
+shown and mixes in random directions in a seeded, shuffled order; the score
+at the end says how well discovered and random directions were told apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import FileEdit
+from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtWidgets import (
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..analysis.demo import DEMO_NAMES, demo_model
+from ..analysis.navigation import (
+    StackChunk,
+    StackRequest,
+    random_latents,
+    shift_grid,
+    window_limits,
+)
+from ..analysis.review import LABEL_PRESETS, ReviewSession, score
+from ..models.direction_set import DirectionSet
+from .navigator import default_shift
+from .stack_feed import StackFeed
+
+LAYER_NAME = "review stack"
+
+
+class ReviewWidget(QWidget):
+    item_shown = Signal(int)
+    stack_complete = Signal(int)
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.generator: Any = None
+        self.directions: DirectionSet | None = None
+        self.directions_path: Path | None = None
+        self.session: ReviewSession | None = None
+        self.position = 0
+        self.z: np.ndarray | None = None
+        self._stack: np.ndarray | None = None
+        self._layer: Any = None
+        self.saved: tuple[Path, Path] | None = None
+        self.feed = StackFeed(self, self._on_chunk, lambda e: self.status.setText(f"generation failed: {e}"), viewer=napari_viewer, name="review")
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self._play_step)
+        self._dir = 1
+        self._build_ui()
+
+    # ------------------------------------------------------------------ UI
+    def _build_ui(self) -> None:
+        lay = QVBoxLayout(self)
+        setup = QGroupBox("Session")
+        f = QFormLayout(setup)
+        self.generator_edit = FileEdit(mode="r", filter="*.safetensors")
+        self.directions_edit = FileEdit(mode="r", filter="*.safetensors")
+        self.demo_combo = QComboBox()
+        self.demo_combo.addItems(["(files above)", *[f"demo {n.upper()}" for n in DEMO_NAMES]])
+        self.reader_edit = QLineEdit("reader")
+        self.blind_check = QCheckBox("blind: hide identity, mix in random directions")
+        self.blind_check.setChecked(True)
+        self.n_random = QSpinBox()
+        self.n_random.setRange(0, 512)
+        self.n_random.setValue(5)
+        self.n_dirs = QSpinBox()
+        self.n_dirs.setRange(1, 512)
+        self.n_dirs.setValue(5)
+        self.n_dirs.setToolTip("review the first N discovered directions (the paper shows 5 next to 5 random)")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.n_latents = QSpinBox()
+        self.n_latents.setRange(1, 32)
+        self.n_latents.setValue(8)
+        self.frames_spin = QSpinBox()
+        self.frames_spin.setRange(3, 101)
+        self.frames_spin.setValue(21)
+        f.addRow("generator", self.generator_edit.native)
+        f.addRow("directions", self.directions_edit.native)
+        f.addRow("or", self.demo_combo)
+        f.addRow("reader", self.reader_edit)
+        f.addRow(self.blind_check)
+        f.addRow("discovered shown", self.n_dirs)
+        f.addRow("random mixed in", self.n_random)
+        f.addRow("seed", self.seed_spin)
+        f.addRow("latents per item", self.n_latents)
+        f.addRow("frames", self.frames_spin)
+        row = QHBoxLayout()
+        self.start_btn = QPushButton("Start review")
+        self.start_btn.clicked.connect(self._start_clicked)
+        self.load_btn = QPushButton("Load review...")
+        self.load_btn.clicked.connect(self._load_clicked)
+        row.addWidget(self.start_btn)
+        row.addWidget(self.load_btn)
+        f.addRow(row)
+        lay.addWidget(setup)
+
+        item = QGroupBox("Item")
+        g = QFormLayout(item)
+        self.title = QLabel("-")
+        self.title.setStyleSheet("font-weight: bold")
+        g.addRow(self.title)
+        self.label_combo = QComboBox()
+        self.label_combo.setEditable(True)
+        self.label_combo.addItems(["", *LABEL_PRESETS])
+        self.label_combo.lineEdit().setPlaceholderText("preset or free text")
+        g.addRow("label", self.label_combo)
+        rrow = QHBoxLayout()
+        self.rating_group = QButtonGroup(self)
+        for r in range(1, 6):
+            b = QRadioButton(str(r))
+            self.rating_group.addButton(b, r)
+            rrow.addWidget(b)
+        g.addRow("rating", rrow)
+        self.notes = QPlainTextEdit()
+        self.notes.setFixedHeight(60)
+        g.addRow("notes", self.notes)
+        nav = QHBoxLayout()
+        self.prev_btn = QPushButton("< Prev")
+        self.next_btn = QPushButton("Save && next >")
+        self.play_btn = QPushButton("Play")
+        self.play_btn.setCheckable(True)
+        self.prev_btn.clicked.connect(lambda: self.go(self.position - 1))
+        self.next_btn.clicked.connect(self.record_and_next)
+        self.play_btn.toggled.connect(self.set_playing)
+        for b in (self.prev_btn, self.play_btn, self.next_btn):
+            nav.addWidget(b)
+        g.addRow(nav)
+        lay.addWidget(item)
+        self.item_box = item
+        self.result = QLabel("")
+        self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.result)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.status)
+        lay.addStretch(1)
+        item.setEnabled(False)
+
+    # ------------------------------------------------------------------ sessions
+    def _paths(self) -> tuple[Path, Path]:
+        i = self.demo_combo.currentIndex()
+        if i > 0:
+            m = demo_model(DEMO_NAMES[i - 1])
+            return m.generator, m.directions
+        g, d = str(self.generator_edit.value or ""), str(self.directions_edit.value or "")
+        if not g or g == "." or not d or d == ".":
+            raise ValueError("choose a generator and a direction set (or a demo)")
+        return Path(g), Path(d)
+
+    def _start_clicked(self) -> None:
+        try:
+            self.start(*self._paths())
+        except (OSError, ValueError) as exc:
+            self.status.setText(str(exc))
+
+    def _load_clicked(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path, _ = QFileDialog.getOpenFileName(self, "Load review", "", "Review (*.review-*.json)")
+        if path:
+            try:
+                g, _d = self._paths()
+                self.load_review(path, g)
+            except (OSError, ValueError) as exc:
+                self.status.setText(str(exc))
+
+    def _set_model(self, generator_path: Path, directions_path: Path) -> None:
+        from ..models.registry import load_generator
+
+        self.generator = load_generator(generator_path)
+        self.directions = DirectionSet.load(directions_path)
+        self.directions_path = Path(directions_path)
+        if self.directions.latent_dim != self.generator.latent_dim:
+            raise ValueError("the direction set does not belong to this generator (latent sizes differ)")
+        self.feed.set_generator(self.generator)
+
+    def start(self, generator_path: Path, directions_path: Path) -> None:
+        self._set_model(generator_path, directions_path)
+        assert self.directions is not None
+        n = min(self.n_dirs.value(), self.directions.K)
+        self.session = ReviewSession.create(
+            self.directions,
+            self.directions_path,
+            reader=self.reader_edit.text().strip() or "reader",
+            blind=self.blind_check.isChecked(),
+            n_random=self.n_random.value(),
+            seed=self.seed_spin.value(),
+            indices=list(range(n)),
+        )
+        self._begin()
+
+    def load_review(self, review_path: str | Path, generator_path: Path) -> None:
+        session = ReviewSession.load(review_path)
+        self._set_model(Path(generator_path), Path(session.directions_path))
+        self.session = session
+        self.reader_edit.setText(session.reader)
+        self.blind_check.setChecked(session.blind)
+        first_open = next((it.position for it in session.items if not it.reviewed), 0)
+        self._begin(first_open)
+
+    def _begin(self, position: int = 0) -> None:
+        assert self.session is not None and self.generator is not None
+        # the same latents for every item, so items differ only by their direction
+        self.z = random_latents(self.n_latents.value(), self.generator.latent_dim, self.session.seed)
+        self.item_box.setEnabled(True)
+        self.result.setText("")
+        self.go(position)
+
+    # ------------------------------------------------------------------ items
+    def go(self, position: int) -> None:
+        if self.session is None or self.directions is None or self.generator is None:
+            return
+        position = int(np.clip(position, 0, len(self.session.items) - 1))
+        self.position = position
+        item = self.session.items[position]
+        self.title.setText(self.session.title(item, self.directions))
+        self.label_combo.setCurrentText(item.label)
+        btn = self.rating_group.button(item.rating) if item.rating else None
+        self.rating_group.setExclusive(False)
+        for b in self.rating_group.buttons():
+            b.setChecked(False)
+        self.rating_group.setExclusive(True)
+        if btn is not None:
+            btn.setChecked(True)
+        self.notes.setPlainText(item.notes)
+        self.prev_btn.setEnabled(position > 0)
+        half = default_shift(self.directions)
+        shifts = shift_grid(-half, half, self.frames_spin.value())
+        assert self.z is not None
+        vec = self.session.vector(item, self.directions)
+        self.feed.submit(StackRequest(self.z, vec, shifts, (0, int(np.argmin(np.abs(shifts))))))
+        self.item_shown.emit(position)
+
+    def record(self) -> None:
+        if self.session is None:
+            return
+        rating = self.rating_group.checkedId()
+        self.session.record(self.position, self.label_combo.currentText(), rating if rating > 0 else None, self.notes.toPlainText())
+
+    def record_and_next(self) -> None:
+        if self.session is None:
+            return
+        self.record()
+        self.save()
+        if self.position + 1 < len(self.session.items):
+            self.go(self.position + 1)
+        else:
+            self.finish()
+
+    def save(self) -> tuple[Path, Path] | None:
+        if self.session is None:
+            return None
+        self.saved = self.session.save()
+        self.status.setText(f"saved {self.saved[0].name} and {self.saved[1].name} beside the direction set")
+        return self.saved
+
+    def finish(self) -> dict[str, float]:
+        assert self.session is not None
+        sc = score(self.session)
+        if self.session.blind and "accuracy" in sc:
+            lines = [
+                f"Reviewed {int(sc['n_reviewed'])} items ({int(sc['n_discovered'])} discovered, {int(sc['n_random'])} random).",
+                f"Told discovered from random: accuracy {sc['accuracy']:.2f}" + (f", AUC {sc['auc']:.2f}" if "auc" in sc else ""),
+            ]
+            for src in ("discovered", "random"):
+                if f"interpretable_{src}" in sc:
+                    lines.append(f"{src}: {100 * sc[f'interpretable_{src}']:.0f}% judged interpretable" + (f", mean rating {sc[f'mean_rating_{src}']:.1f}" if f"mean_rating_{src}" in sc else ""))
+            self.result.setText("\n".join(lines))
+        else:
+            self.result.setText(f"Reviewed {int(sc['n_reviewed'])} directions.")
+        return sc
+
+    # ------------------------------------------------------------------ stack layer
+    def _on_chunk(self, req: StackRequest, chunk: StackChunk) -> None:
+        shape = (*req.shape, *chunk.frames.shape[-2:])
+        fresh = self._stack is None or self._stack.shape != shape
+        if fresh:
+            self._stack = np.full(shape, -1000.0, dtype=np.float32)
+        assert self._stack is not None
+        self._stack[chunk.latent_idx, chunk.shift_idx] = chunk.frames
+        if self._layer is None or self._layer not in self.viewer.layers:
+            self._layer = self.viewer.add_image(self._stack, name=LAYER_NAME, colormap="gray", contrast_limits=window_limits("lung"))
+            self.viewer.dims.axis_labels = ("latent", "shift", "y", "x")
+            step = list(self.viewer.dims.current_step)
+            step[0], step[1] = req.visible
+            self.viewer.dims.current_step = tuple(step)
+        elif fresh:
+            self._layer.data = self._stack
+        else:
+            self._layer.refresh()
+        if chunk.done:
+            self.stack_complete.emit(chunk.ticket)
+
+    @property
+    def layer(self) -> Any:
+        return self._layer
+
+    def set_playing(self, on: bool) -> None:
+        if on:
+            self._timer.start(80)
+        else:
+            self._timer.stop()
+
+    def _play_step(self) -> None:
+        if self._stack is None or self.viewer.dims.ndim != 4:
+            return
+        s = self._stack.shape[1]
+        cur = int(self.viewer.dims.current_step[1])
+        nxt = cur + self._dir
+        if not 0 <= nxt < s:
+            self._dir = -self._dir
+            nxt = cur + self._dir
+        self.viewer.dims.set_current_step(1, int(np.clip(nxt, 0, s - 1)))
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        self._timer.stop()
+        self.feed.stop()

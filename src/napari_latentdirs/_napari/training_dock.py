@@ -1,0 +1,133 @@
+"""Training dock: train the paper's DCGAN or ResNet-VAE without freezing napari.
+
+Data: a DICOM folder (prepared into a slice cache inside the run folder), a
+prepared cache, or the synthetic phantom. Progress, ETA and a live loss plot
+update from the engine's events; sample images appear as an image layer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import FileEdit
+from qtpy.QtWidgets import QComboBox, QFormLayout, QSpinBox
+
+from ..events import Message
+from .engine_dock import EngineDock
+from .workers import EngineFactory
+
+DATA_SOURCES = ("synthetic phantom", "prepared cache", "DICOM folder")
+MODELS = {"GAN (DCGAN)": "gan", "VAE (ResNet)": "vae"}
+
+
+class TrainingDock(EngineDock):
+    title = "Train generator"
+    samples_layer = "training samples"
+    _cfg: Any = None
+
+    def build_inputs(self, form: QFormLayout) -> None:
+        self.data_combo = QComboBox()
+        self.data_combo.addItems(DATA_SOURCES)
+        self.data_edit = FileEdit(mode="d")
+        self.phantom_n = QSpinBox()
+        self.phantom_n.setRange(8, 1_000_000)
+        self.phantom_n.setValue(512)
+        self.model_combo = QComboBox()
+        self.model_combo.addItems(list(MODELS))
+        self.preset_combo = QComboBox()
+        self.preset_combo.addItems(["tiny", "paper"])
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setRange(1, 10_000)
+        self.epochs_spin.setValue(5)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(2, 4096)
+        self.batch_spin.setValue(32)
+        self.max_steps_spin = QSpinBox()
+        self.max_steps_spin.setRange(0, 100_000_000)
+        self.max_steps_spin.setSpecialValueText("all")
+        self.max_steps_spin.setToolTip("cap on optimiser steps (0 = train all epochs)")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        form.addRow("data", self.data_combo)
+        form.addRow("folder / cache", self.data_edit.native)
+        form.addRow("phantom slices", self.phantom_n)
+        form.addRow("model", self.model_combo)
+        form.addRow("preset", self.preset_combo)
+        form.addRow("epochs", self.epochs_spin)
+        form.addRow("batch", self.batch_spin)
+        form.addRow("max steps", self.max_steps_spin)
+        form.addRow("seed", self.seed_spin)
+        self.data_combo.currentIndexChanged.connect(self._data_changed)
+        self._data_changed(0)
+
+    def _data_changed(self, i: int) -> None:
+        self.data_edit.native.setEnabled(i != 0)
+        self.phantom_n.setEnabled(i == 0)
+
+    @property
+    def kind(self) -> str:
+        return MODELS[self.model_combo.currentText()]
+
+    def run_prefix(self) -> str:
+        return f"{self.kind}-{self.preset_combo.currentText()}"
+
+    def config(self) -> Any:
+        from ..training.config import config_from_dict
+
+        return config_from_dict(
+            self.kind,
+            preset=self.preset_combo.currentText(),
+            epochs=self.epochs_spin.value(),
+            batch_size=self.batch_spin.value(),
+            seed=self.seed_spin.value(),
+            device=self.device,
+            max_steps=self.max_steps_spin.value() or None,
+            fid=False,  # FID selection needs Inception weights and minutes: the CLI does it
+            log_every=1,
+            sample_every=max(1, self.max_steps_spin.value() // 4) if self.max_steps_spin.value() else 100,
+            n_samples=8,
+        )
+
+    def placeholder_samples(self) -> np.ndarray | None:
+        cfg = self._cfg
+        if cfg is None:
+            return None
+        size = cfg.model_config().image_size
+        return np.full((cfg.n_samples, size, size), -1.0, dtype=np.float32)
+
+    def make_engine(self, run_dir: Path, resume: bool) -> EngineFactory:
+        cfg = self._cfg = self.config()  # validates on the GUI thread: a bad setting fails with a message
+        source = self.data_combo.currentIndex()
+        path = str(self.data_edit.value or "")
+        if source and (not path or path == "." or not Path(path).exists()):
+            raise ValueError(f"choose the {DATA_SOURCES[source]} to train on")
+        n_phantom, seed, kind = self.phantom_n.value(), self.seed_spin.value(), self.kind
+
+        def factory(stop: Any) -> Any:
+            data = yield from _open_data(source, path, n_phantom, seed, Path(run_dir))
+            if kind == "gan":
+                from ..training.gan import train_gan as engine
+            else:
+                from ..training.vae import train_vae as engine
+            yield from engine(cfg, data, run_dir, stop)
+
+        return factory
+
+
+def _open_data(source: int, path: str, n_phantom: int, seed: int, run_dir: Path) -> Any:
+    """Generator: yields Messages while preparing, returns the training Dataset."""
+    from ..training import data as tdata
+
+    if source == 0:
+        yield Message(f"sampling {n_phantom} phantom slices")
+        return tdata.phantom_slices(n_phantom, seed)
+    if source == 1:
+        return tdata.open_cache(path)[0]
+    from ..data.cache import prepare
+
+    cache_dir = run_dir / "cache"
+    yield Message(f"preparing a slice cache from {path} (first run only)")
+    prepare(path, cache_dir)
+    return tdata.open_cache(cache_dir)[0]

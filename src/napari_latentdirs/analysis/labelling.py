@@ -1,0 +1,526 @@
+"""Automatic labelling of latent directions by measurement.
+
+For every direction d_k (a column of a DirectionSet, normalised to unit
+length) and many latents z_i ~ N(0, I) we generate G(z_i + alpha d_k) for a few
+alphas both ways, measure every factor with a pluggable probe set, and fit per
+latent the slope of each factor against alpha (least squares through the
+unshifted image: ``s = sum(alpha * delta) / sum(alpha^2)``). Slopes are
+standardised by the factor's natural spread over the unshifted samples and
+multiplied by the largest alpha, so an effect of 1 means "across the shift
+range this direction moves the factor by one natural standard deviation".
+
+- **effect** E_kj = |mean_i slope| (standardised), with a percentile
+  bootstrap confidence interval over latents;
+- **significant effect** = the part of E_kj above ``z`` bootstrap standard
+  errors, which keeps probe noise on untouched factors out of the selectivity;
+- **selectivity** = the top factor's significant effect over itself plus
+  every other significant effect that is not one of its known physical
+  consequences (``ProbeSet.consequences``; e.g. more fat also widens the
+  body). Without consequences it is the top effect's share of the total.
+  For the phantom probes width/height/size are first re-expressed so that
+  a common scaling counts as "size" (see ``size_family``);
+- **label** = the top factor when selectivity >= ``selectivity_threshold``
+  (0.6), "entangled" when below, "no effect" when the top significant effect
+  is below ``min_effect`` (0.3 natural SDs). Calibration (tests/analysis/
+  test_labelling.py): the six known directions of the analytic ellipse
+  generator reach selectivity 0.75-1.0 and random directions 0.24-0.48; the
+  phantom rendered along each of its eight nominal factors gives 0.85-1.0 for
+  the true factor and random directions 0.37-0.43. 0.6 sits between both
+  groups; for six equally strong random mixtures the top share exceeds 0.6
+  in about 1% of cases. Thresholds are stored with every result.
+- **consistency** = fraction of latents whose slope on the top factor has the
+  sign of the mean slope; **score** = top effect x consistency ranks directions.
+- **duplicates** are directions (with an effect) whose signed effect vectors
+  have ``|cosine| >= duplicate_effect_corr`` *and* whose image changes
+  G(z + a d) - G(z - a d) have mean |cosine| >= ``duplicate_image_corr``.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from ..models.direction_set import DirectionSet
+
+NO_EFFECT = "no effect"
+ENTANGLED = "entangled"
+
+
+@dataclass
+class ProbeSet:
+    """Measurements of image factors. ``measure(x)`` takes (N, H, W) model-space images."""
+
+    name: str
+    factors: tuple[str, ...]
+    measure: Callable[[np.ndarray], dict[str, np.ndarray]]
+    periods: dict[str, float] = field(default_factory=dict)  # circular factors, e.g. rotation: 180
+    # Optional re-expression of per-latent slopes (n, F) given the factors' means (F,), for probes
+    # that are mechanically coupled (see ``size_family``).
+    decompose: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    # Known physical consequences: a change of the key factor also moves these probes, so their
+    # effects do not count against its selectivity (e.g. more subcutaneous fat widens the body).
+    consequences: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(N, H, W) -> (N, F) factor matrix in ``self.factors`` order."""
+        out = self.measure(np.asarray(x, dtype=np.float32))
+        missing = [f for f in self.factors if f not in out]
+        if missing:
+            raise KeyError(f"probe set {self.name!r} did not return {missing}")
+        return np.stack([np.asarray(out[f], dtype=np.float64) for f in self.factors], axis=1)
+
+
+def size_family(factors: tuple[str, ...]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """Split width/height slopes into a common "size" part and what is left.
+
+    The phantom's ``size`` probe is sqrt(area) of the body outline, so it
+    moves with width *and* with height: a pure width direction would also
+    show half its effect on size, and a pure scaling would show equal effects
+    on all three. On relative changes r_w = dw/w, r_h = dh/h the common part
+    c = sign * min(|r_w|, |r_h|) (0 when they disagree in sign) is the scaling
+    ("size"); width and height keep r_w - c and r_h - c. The size probe's own
+    reading is replaced by c (times its mean), so it no longer double-counts.
+    """
+    iw, ih, isz = factors.index("width"), factors.index("height"), factors.index("size")
+
+    def decompose(slope: np.ndarray, means: np.ndarray) -> np.ndarray:
+        out = slope.copy()
+        rw = slope[..., iw] / means[iw]
+        rh = slope[..., ih] / means[ih]
+        same = np.sign(rw) == np.sign(rh)
+        c = np.where(same, np.sign(rw) * np.minimum(np.abs(rw), np.abs(rh)), 0.0)
+        out[..., iw] = (rw - c) * means[iw]
+        out[..., ih] = (rh - c) * means[ih]
+        out[..., isz] = c * means[isz]
+        return out
+
+    return decompose
+
+
+def phantom_probes() -> ProbeSet:
+    """The phantom's anatomical probes (width ... z_level), for CT generators.
+
+    Rotation is the body's principal axis closest to horizontal, defined
+    modulo 90 degrees, so its differences wrap with period 90.
+    """
+    from ..phantom import probes  # lazy: the phantom package is optional at import time
+
+    names = tuple(probes.PROBE_NAMES)
+    periods = dict(getattr(probes, "PERIODS", {"rotation": 90.0}))
+    decompose = size_family(names) if {"width", "height", "size"} <= set(names) else None
+    return ProbeSet("phantom", names, probes.measure, periods, decompose, PHANTOM_CONSEQUENCES)
+
+
+#: Verified on the phantom itself (tests/analysis/test_labelling.py renders the phantom along each
+#: nominal factor): fat adds to the outline all round, which also lowers the lowest body row;
+#: breasts add to the antero-posterior height; a taller or larger body reaches lower; the level
+#: along the body changes its outline (shoulders, diaphragm) and its fat and breast profile.
+PHANTOM_CONSEQUENCES: dict[str, tuple[str, ...]] = {
+    "thickness": ("width", "height", "size", "y_position"),
+    "breast_size": ("height", "size", "y_position"),
+    "height": ("y_position",),
+    "size": ("y_position",),
+    "z_level": ("width", "height", "size", "thickness", "breast_size", "y_position"),
+}
+
+
+ELLIPSE_FACTORS = ("x_position", "y_position", "width", "height", "rotation", "intensity")
+
+
+def measure_ellipse(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Geometry of one bright (or dark) blob per image from its half-contrast mask.
+
+    The mask threshold sits half-way between the background (median of the
+    border) and the extreme value, so geometry does not move with intensity.
+    Width/height are 4 x the standard deviation along the principal axis
+    closest to the image x/y axes (2 x the semi-axis for a uniform ellipse)
+    and rotation is that axis' angle in degrees, in (-45, 45].
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 4:
+        x = x[:, 0]
+    n, h, w = x.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    res = {k: np.full(n, np.nan) for k in ELLIPSE_FACTORS}
+    for i in range(n):
+        img = x[i]
+        border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+        bg = float(np.median(border))
+        dev = img - bg
+        peak = dev.flat[np.abs(dev).argmax()]
+        if abs(peak) < 1e-6:
+            continue
+        # Filled, so that darker structures inside the body (the analytic
+        # generator's lungs) do not punch holes into its geometry.
+        mask = ndimage.binary_fill_holes((dev / peak) > 0.5)
+        m = mask.sum()
+        if m < 3:
+            continue
+        cx, cy = xx[mask].mean(), yy[mask].mean()
+        dx, dy = xx[mask] - cx, yy[mask] - cy
+        cov = np.array([[np.mean(dx * dx), np.mean(dx * dy)], [np.mean(dx * dy), np.mean(dy * dy)]])
+        evals, evecs = np.linalg.eigh(cov)
+        # The eigenvector closer to the x axis is "width".
+        ix = int(np.argmax(np.abs(evecs[0])))
+        vx = evecs[:, ix] * np.sign(evecs[0, ix] or 1.0)
+        ang = np.degrees(np.arctan2(vx[1], vx[0]))
+        res["x_position"][i] = cx / w
+        res["y_position"][i] = cy / h
+        res["width"][i] = 4 * np.sqrt(max(evals[ix], 0.0)) / w
+        res["height"][i] = 4 * np.sqrt(max(evals[1 - ix], 0.0)) / h
+        res["rotation"][i] = ang
+        res["intensity"][i] = img[mask].mean()
+    return res
+
+
+def ellipse_probes() -> ProbeSet:
+    """Probes for the analytic ellipse generator (models/analytic.py)."""
+    return ProbeSet("ellipse", ELLIPSE_FACTORS, measure_ellipse, {"rotation": 90.0})
+
+
+@dataclass
+class LabelConfig:
+    n_latents: int = 64
+    alphas: tuple[float, ...] = (-3.0, -1.5, 1.5, 3.0)
+    selectivity_threshold: float = 0.6
+    min_effect: float = 0.3  # significant standardised effect below which a direction does "nothing"
+    z: float = 2.0  # bootstrap standard errors subtracted for the significant effect
+    n_boot: int = 200
+    top_fraction: float = 0.5  # a factor may explain a direction if its effect is >= this share of the largest
+    duplicate_effect_corr: float = 0.9
+    duplicate_image_corr: float = 0.8
+    image_latents: int = 16  # latents kept (at 32x32) for the duplicate image test
+    batch_size: int = 128
+    seed: int = 0
+    normalise: bool = True  # shift along unit-length directions
+
+
+@dataclass
+class LabelResult:
+    factors: list[str]
+    probe_set: str
+    method: str
+    effects: np.ndarray  # (K, F) standardised |mean slope| x alpha_max
+    signed: np.ndarray  # (K, F) signed version
+    ci_low: np.ndarray  # (K, F) bootstrap CI of the effect
+    ci_high: np.ndarray
+    significant: np.ndarray  # (K, F) effect minus z bootstrap SEs, floored at 0
+    selectivity: np.ndarray  # (K,)
+    consistency: np.ndarray  # (K,)
+    image_change: np.ndarray  # (K,) mean |G(z+a d) - G(z)| at the largest alpha
+    labels: list[str]
+    top_factor: list[str]
+    score: np.ndarray  # (K,)
+    rank: np.ndarray  # (K,) 1 = best
+    groups: list[list[int]]  # duplicate groups (size >= 2)
+    factor_sd: np.ndarray  # (F,) natural spread used for standardising
+    config: dict[str, Any]
+
+    @property
+    def K(self) -> int:  # noqa: N802
+        return int(self.effects.shape[0])
+
+    def group_of(self, k: int) -> int | None:
+        for g, members in enumerate(self.groups):
+            if k in members:
+                return g
+        return None
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per direction, best first."""
+        rows = []
+        for k in np.argsort(self.rank):
+            j = self.factors.index(self.top_factor[k])
+            rows.append(
+                {
+                    "direction": int(k),
+                    "rank": int(self.rank[k]),
+                    "label": self.labels[k],
+                    "top_factor": self.top_factor[k],
+                    "effect": float(self.effects[k, j]),
+                    "ci": [float(self.ci_low[k, j]), float(self.ci_high[k, j])],
+                    "sign": "+" if self.signed[k, j] >= 0 else "-",
+                    "selectivity": float(self.selectivity[k]),
+                    "consistency": float(self.consistency[k]),
+                    "image_change": float(self.image_change[k]),
+                    "group": self.group_of(int(k)),
+                }
+            )
+        return rows
+
+    def found(self) -> dict[str, dict[str, Any]]:
+        """Per factor, the best selective direction that carries its label (if any)."""
+        out: dict[str, dict[str, Any]] = {}
+        for f in self.factors:
+            ks = [k for k in range(self.K) if self.labels[k] == f]
+            if not ks:
+                continue
+            k = max(ks, key=lambda i: self.score[i])
+            out[f] = {"direction": int(k), "selectivity": float(self.selectivity[k]), "effect": float(self.effects[k, self.factors.index(f)])}
+        return out
+
+    def factor_selectivity(self, min_effect: float | None = None) -> dict[str, float]:
+        """Per factor, the best selectivity of a direction whose top factor it is (0 if none)."""
+        thr = self.config.get("min_effect", 0.0) if min_effect is None else min_effect
+        out = {}
+        for j, f in enumerate(self.factors):
+            cands = [self.selectivity[k] for k in range(self.K) if self.top_factor[k] == f and self.significant[k, j] >= thr]
+            out[f] = float(max(cands)) if cands else 0.0
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        for key, val in asdict(self).items():
+            d[key] = val.tolist() if isinstance(val, np.ndarray) else val
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LabelResult:
+        arrays = {"effects", "signed", "ci_low", "ci_high", "significant", "selectivity", "consistency", "image_change", "score", "rank", "factor_sd"}
+        kw = {k: (np.asarray(v, dtype=np.float64) if k in arrays else v) for k, v in d.items()}
+        kw["rank"] = kw["rank"].astype(np.int64)
+        kw["groups"] = [list(map(int, g)) for g in kw["groups"]]
+        return cls(**kw)
+
+    def save(self, path: str | Path) -> Path:
+        from ..utils.atomic import atomic_write_text
+
+        path = Path(path)
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=1))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> LabelResult:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+@torch.no_grad()
+def generate_images(generator: Any, z: np.ndarray | torch.Tensor, batch_size: int = 128) -> np.ndarray:
+    """(N, d) latents -> (N, H, W) float32 model-space images on the CPU."""
+    z = torch.as_tensor(np.asarray(z, dtype=np.float32))
+    device = _device_of(generator)
+    out = []
+    for i in range(0, z.shape[0], batch_size):
+        x = generator.generate(z[i : i + batch_size].to(device))
+        out.append(x[:, 0].float().cpu().numpy())
+    return np.concatenate(out, axis=0) if out else np.zeros((0, 0, 0), np.float32)
+
+
+def _device_of(generator: Any) -> torch.device:
+    if isinstance(generator, torch.nn.Module):
+        for p in generator.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+def _wrap(delta: np.ndarray, periods: np.ndarray) -> np.ndarray:
+    """Wrap differences of circular factors into (-period/2, period/2]."""
+    out = delta.copy()
+    circ = periods > 0
+    if circ.any():
+        p = periods[circ]
+        out[..., circ] = (delta[..., circ] + p / 2) % p - p / 2
+    return out
+
+
+def _circular_sd(values: np.ndarray, period: float) -> float:
+    ang = values * 2 * np.pi / period
+    r = np.hypot(np.nanmean(np.cos(ang)), np.nanmean(np.sin(ang)))
+    return float(np.sqrt(-2 * np.log(max(r, 1e-12))) * period / (2 * np.pi))
+
+
+def _downsample(x: np.ndarray, size: int = 32) -> np.ndarray:
+    n, h, w = x.shape
+    fh, fw = max(h // size, 1), max(w // size, 1)
+    return x[:, : h - h % fh, : w - w % fw].reshape(n, h // fh, fh, w // fw, fw).mean((2, 4))
+
+
+def _duplicate_groups(signed: np.ndarray, diffs: np.ndarray, active: np.ndarray, cfg: LabelConfig) -> list[list[int]]:
+    k = signed.shape[0]
+    parent = list(range(k))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    idx = np.flatnonzero(active)
+    if idx.size >= 2:
+        e = signed[idx] / (np.linalg.norm(signed[idx], axis=1, keepdims=True) + 1e-12)
+        ecorr = np.abs(e @ e.T)
+        d = diffs[idx].reshape(idx.size, diffs.shape[1], -1)
+        d = d / (np.linalg.norm(d, axis=2, keepdims=True) + 1e-12)
+        # mean over latents of |cos| between the two directions' image changes
+        icorr = np.abs(np.einsum("anp,bnp->abn", d, d)).mean(2)
+        for a in range(idx.size):
+            for b in range(a + 1, idx.size):
+                if ecorr[a, b] >= cfg.duplicate_effect_corr and icorr[a, b] >= cfg.duplicate_image_corr:
+                    parent[find(idx[a])] = find(idx[b])
+    groups: dict[int, list[int]] = {}
+    for i in range(k):
+        groups.setdefault(find(i), []).append(i)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def _top_factor(sig: np.ndarray, probes: ProbeSet, top_fraction: float) -> tuple[int, float]:
+    """The factor that best explains a direction's significant effects, and its selectivity.
+
+    Candidates have at least ``top_fraction`` of the largest effect; each
+    candidate's selectivity is its effect over itself plus every effect that
+    is not one of its known consequences. Without consequences this is the
+    largest effect's share of the total.
+    """
+    if sig.max() <= 0:
+        return int(np.argmax(sig)), 0.0
+    names = probes.factors
+    best, best_sel = int(np.argmax(sig)), -1.0
+    for j in np.flatnonzero(sig >= top_fraction * sig.max()):
+        cons = probes.consequences.get(names[j], ())
+        others = sum(sig[i] for i in range(len(names)) if i != j and names[i] not in cons)
+        s = float(sig[j] / (sig[j] + others))
+        if s > best_sel + 1e-12 or (abs(s - best_sel) <= 1e-12 and sig[j] > sig[best]):
+            best, best_sel = int(j), s
+    return best, best_sel
+
+
+def label_directions(
+    generator: Any,
+    directions: DirectionSet | np.ndarray,
+    probes: ProbeSet,
+    cfg: LabelConfig | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> LabelResult:
+    """Measure what every direction does and name it (see the module docstring)."""
+    cfg = cfg or LabelConfig()
+    if isinstance(directions, DirectionSet):
+        A, method = directions.A, directions.method  # noqa: N806
+    else:
+        A, method = np.asarray(directions, dtype=np.float32), "matrix"  # noqa: N806
+    d, K = A.shape  # noqa: N806
+    if d != generator.latent_dim:
+        raise ValueError(f"directions have latent_dim {d}, generator has {generator.latent_dim}")
+    if cfg.normalise:
+        A = A / np.maximum(np.linalg.norm(A, axis=0, keepdims=True), 1e-12)  # noqa: N806
+    alphas = np.asarray(cfg.alphas, dtype=np.float64)
+    if alphas.size < 1 or np.any(alphas == 0):
+        raise ValueError("alphas must be non-zero")
+    a_max = float(np.abs(alphas).max())
+    rng = np.random.default_rng(cfg.seed)
+    n = cfg.n_latents
+    z0 = rng.standard_normal((n, d)).astype(np.float32)
+    F = len(probes.factors)  # noqa: N806
+    periods = np.array([probes.periods.get(f, 0.0) for f in probes.factors])
+
+    x0 = generate_images(generator, z0, cfg.batch_size)
+    f0 = probes(x0)  # (n, F)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a probe that failed on every image is all-NaN
+        sd = np.array([
+            _circular_sd(f0[:, j], periods[j]) if periods[j] > 0 else float(np.nanstd(f0[:, j])) for j in range(F)
+        ])
+        means = np.nanmean(f0, 0)
+    sd = np.where(np.isfinite(sd) & (sd > 1e-12), sd, 1e-12)
+    means = np.where(np.isfinite(means) & (np.abs(means) > 1e-12), means, 1.0)
+    if probes.decompose is not None:
+        # The decomposed factors' natural spread: the same re-expression applied to deviations from the mean.
+        sd = np.where(np.isfinite(sd), sd, 1e-12)
+        dev = np.nan_to_num(probes.decompose(f0 - means[None], means))
+        sd_dec = dev.std(0)
+        for j in range(F):
+            if periods[j] == 0 and sd_dec[j] > 1e-12:
+                sd[j] = sd_dec[j]
+
+    n_img = min(cfg.image_latents, n)
+    signed = np.zeros((K, F))
+    ci_lo = np.zeros((K, F))
+    ci_hi = np.zeros((K, F))
+    sig = np.zeros((K, F))
+    consistency = np.zeros(K)
+    change = np.zeros(K)
+    diffs = np.zeros((K, n_img, 32, 32), np.float32)
+    boot_idx = rng.integers(0, n, size=(cfg.n_boot, n))
+    a_pos = int(np.argmax(alphas))
+    a_neg = int(np.argmin(alphas))
+    for k in range(K):
+        zs = (z0[None, :, :] + alphas[:, None, None] * A[:, k][None, None, :]).reshape(-1, d)
+        xs = generate_images(generator, zs, cfg.batch_size).reshape(alphas.size, n, *x0.shape[1:])
+        fs = probes(xs.reshape(-1, *x0.shape[1:])).reshape(alphas.size, n, F)
+        delta = _wrap(fs - f0[None], periods)  # (A, n, F)
+        # A probe may fail on a degenerate image (NaN): that latent drops out of the fit.
+        delta = np.where(np.isfinite(delta), delta, np.nan)
+        slope = np.nansum(alphas[:, None, None] * delta, 0) / np.sum(alphas**2)
+        slope = np.where(np.all(np.isnan(delta), 0), np.nan, slope)
+        if probes.decompose is not None:
+            slope = probes.decompose(slope, means)
+        t = slope / sd[None, :] * a_max  # (n, F) standardised
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN factor (a probe that failed everywhere)
+            mean = np.nanmean(t, 0)
+            boots = np.nanmean(t[boot_idx], 1)  # (B, F)
+            se = np.nanstd(boots, 0)
+            lo, hi = np.nanpercentile(boots, [2.5, 97.5], axis=0)
+        signed[k] = np.nan_to_num(mean)
+        absb = np.abs(boots)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            ci_lo[k] = np.nan_to_num(np.where((lo > 0) | (hi < 0), np.nanpercentile(absb, 2.5, axis=0), 0.0))
+            ci_hi[k] = np.nan_to_num(np.nanpercentile(absb, 97.5, axis=0))
+        sig[k] = np.nan_to_num(np.maximum(np.abs(mean) - cfg.z * se, 0.0))
+        j = int(np.argmax(sig[k])) if sig[k].max() > 0 else int(np.nanargmax(np.abs(mean)))
+        tj = t[:, j]
+        tj = tj[np.isfinite(tj)]
+        consistency[k] = float(np.mean(np.sign(tj) == np.sign(mean[j]))) if tj.size else 0.0
+        change[k] = float(np.abs(xs[a_pos] - x0).mean())
+        diffs[k] = _downsample(xs[a_pos, :n_img] - xs[a_neg, :n_img])
+        if progress is not None:
+            progress(k + 1, K)
+    effects = np.abs(signed)
+    sel = np.zeros(K)
+    top_idx = []
+    for k in range(K):
+        j, sel[k] = _top_factor(sig[k], probes, cfg.top_fraction)
+        top_idx.append(j if sig[k].max() > 0 else int(np.argmax(effects[k])))
+    top = [probes.factors[j] for j in top_idx]
+    labels = []
+    for k in range(K):
+        if sig[k].max() < cfg.min_effect:
+            labels.append(NO_EFFECT)
+        elif sel[k] < cfg.selectivity_threshold:
+            labels.append(ENTANGLED)
+        else:
+            labels.append(top[k])
+    score = sig.max(1) * consistency
+    order = np.argsort(-score, kind="stable")
+    rank = np.empty(K, np.int64)
+    rank[order] = np.arange(1, K + 1)
+    active = sig.max(1) >= cfg.min_effect
+    groups = _duplicate_groups(signed, diffs, active, cfg)
+    return LabelResult(
+        factors=list(probes.factors),
+        probe_set=probes.name,
+        method=method,
+        effects=effects,
+        signed=signed,
+        ci_low=ci_lo,
+        ci_high=ci_hi,
+        significant=sig,
+        selectivity=sel,
+        consistency=consistency,
+        image_change=change,
+        labels=labels,
+        top_factor=top,
+        score=score,
+        rank=rank,
+        groups=groups,
+        factor_sd=sd,
+        config=asdict(cfg),
+    )

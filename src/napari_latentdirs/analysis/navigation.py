@@ -1,0 +1,248 @@
+"""Shifted stacks ``G(z + alpha * a)`` for the latent navigator, export and review.
+
+A stack has axes (latent, shift, y, x). The navigator must stay responsive
+with the paper-size DCGAN on a CPU, where one frame costs about as much as a
+third of a 41-frame batch, so stacks are *streamed*:
+
+1. the frame being looked at is generated alone and delivered first;
+2. the rest follows in batched chunks (same latent first, so playback along
+   the shift axis can start, then the other latents);
+3. a newer request makes the older one stale: the stream checks between
+   chunks and stops, so the newest request always wins.
+
+The frame at shift 0 is ``G(z)`` exactly: the shift grid contains an exact
+0.0 whenever the range spans zero, and ``z + 0.0 * a == z`` bit for bit.
+
+No Qt here: the napari navigator feeds :class:`LatestRequest` from the GUI and
+runs :func:`serve` in a worker thread; tests and the CLI call
+:meth:`StackStreamer.full_stack`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+
+from ..data.preprocess import DEFAULT, Preprocessing
+from ..models.interface import LatentGenerator
+
+# Window presets (width, level) in HU, as radiologists name them.
+WINDOWS: dict[str, tuple[float, float]] = {
+    "lung": (1500.0, -600.0),
+    "mediastinum": (350.0, 50.0),
+    "bone": (2000.0, 500.0),
+}
+
+
+def window_limits(name: str) -> tuple[float, float]:
+    """(low, high) HU display limits of a named window preset."""
+    try:
+        width, level = WINDOWS[name]
+    except KeyError:
+        raise ValueError(f"unknown window {name!r}; choose one of {sorted(WINDOWS)}") from None
+    return level - width / 2.0, level + width / 2.0
+
+
+def shift_grid(lo: float, hi: float, n: int) -> np.ndarray:
+    """``n`` evenly spaced shifts from ``lo`` to ``hi``; 0 is snapped in exactly.
+
+    When the range spans zero, the grid point nearest to zero is replaced by
+    an exact 0.0 so that one frame of every stack is the unshifted ``G(z)``.
+    """
+    if n < 1:
+        raise ValueError(f"need at least one frame, got {n}")
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
+        raise ValueError(f"invalid shift range [{lo}, {hi}]")
+    grid = np.linspace(lo, hi, n, dtype=np.float64)
+    if lo <= 0.0 <= hi:
+        grid[int(np.argmin(np.abs(grid)))] = 0.0
+    return grid.astype(np.float32)
+
+
+def random_latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
+    """``n`` standard-normal latents from their own seeded generator."""
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.randn(n, latent_dim, generator=g).numpy().astype(np.float32)
+
+
+@dataclass(frozen=True)
+class StackRequest:
+    z: np.ndarray  # (N, d) latents
+    direction: np.ndarray  # (d,) shift direction (a column of A)
+    shifts: np.ndarray  # (S,) shift amounts alpha
+    visible: tuple[int, int] = (0, 0)  # (latent, shift) index shown first
+    ticket: int = 0
+
+    def __post_init__(self) -> None:
+        z = np.atleast_2d(np.asarray(self.z, dtype=np.float32))
+        a = np.asarray(self.direction, dtype=np.float32).reshape(-1)
+        s = np.asarray(self.shifts, dtype=np.float32).reshape(-1)
+        if z.shape[1] != a.shape[0]:
+            raise ValueError(f"latents have dimension {z.shape[1]} but the direction has {a.shape[0]}")
+        if s.size == 0 or z.shape[0] == 0:
+            raise ValueError("a stack needs at least one latent and one shift")
+        vi = (min(max(int(self.visible[0]), 0), z.shape[0] - 1), min(max(int(self.visible[1]), 0), s.size - 1))
+        object.__setattr__(self, "z", z)
+        object.__setattr__(self, "direction", a)
+        object.__setattr__(self, "shifts", s)
+        object.__setattr__(self, "visible", vi)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.z.shape[0]), int(self.shifts.size)
+
+
+@dataclass(frozen=True)
+class StackChunk:
+    ticket: int
+    latent_idx: np.ndarray  # (M,) int
+    shift_idx: np.ndarray  # (M,) int
+    frames: np.ndarray  # (M, H, W) float32, HU (or model space if the streamer says so)
+    done: bool = False  # the last chunk of its request
+
+
+def frame_order(n_latents: int, n_shifts: int, visible: tuple[int, int]) -> list[tuple[int, int]]:
+    """Visible frame first, then its latent outward from it, then other latents."""
+    vi, vs = visible
+    by_distance = sorted(range(n_shifts), key=lambda s: (abs(s - vs), s))
+    order = [(vi, s) for s in by_distance]
+    others = sorted((i for i in range(n_latents) if i != vi), key=lambda i: (abs(i - vi), i))
+    for i in others:
+        order.extend((i, s) for s in by_distance)
+    return order
+
+
+@dataclass
+class StackStreamer:
+    """Generates (parts of) shifted stacks with a fixed, frozen generator."""
+
+    generator: LatentGenerator
+    device: torch.device | str | None = None
+    chunk_size: int = 20
+    output: str = "hu"  # "hu" (exact inverse of the preprocessing) or "model"
+    preprocessing: Preprocessing = field(default_factory=lambda: DEFAULT)
+
+    def __post_init__(self) -> None:
+        if self.output not in ("hu", "model"):
+            raise ValueError(f"output must be 'hu' or 'model', not {self.output!r}")
+        if self.device is None:
+            try:
+                self.device = next(self.generator.parameters()).device  # type: ignore[attr-defined]
+            except (AttributeError, StopIteration, TypeError):
+                self.device = torch.device("cpu")
+        self.device = torch.device(self.device)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.generator.latent_dim)
+
+    def forward(self, latents: np.ndarray) -> np.ndarray:
+        """(B, d) latents -> (B, H, W) frames in the configured output space."""
+        z = torch.from_numpy(np.ascontiguousarray(latents, dtype=np.float32)).to(self.device)
+        with torch.inference_mode():
+            x = self.generator.generate(z)
+        x = x.detach().to("cpu", torch.float32).numpy()[:, 0]
+        return self.preprocessing.model_to_hu(x) if self.output == "hu" else x
+
+    @staticmethod
+    def shifted_latents(req: StackRequest, pairs: list[tuple[int, int]]) -> np.ndarray:
+        li = np.fromiter((p[0] for p in pairs), dtype=np.int64, count=len(pairs))
+        si = np.fromiter((p[1] for p in pairs), dtype=np.int64, count=len(pairs))
+        # z + alpha * a in float32; alpha == 0.0 leaves z bit-identical.
+        return req.z[li] + req.shifts[si, None] * req.direction[None, :]
+
+    def stream(self, req: StackRequest, is_current: Callable[[], bool] = lambda: True) -> Iterator[StackChunk]:
+        """Yield the visible frame alone, then the rest in chunks, while current."""
+        order = frame_order(*req.shape, req.visible)
+        pieces = [order[:1]] + [order[i : i + self.chunk_size] for i in range(1, len(order), max(1, self.chunk_size))]
+        for n, piece in enumerate(pieces):
+            if not is_current():
+                return
+            frames = self.forward(self.shifted_latents(req, piece))
+            yield StackChunk(
+                ticket=req.ticket,
+                latent_idx=np.array([p[0] for p in piece], dtype=np.int64),
+                shift_idx=np.array([p[1] for p in piece], dtype=np.int64),
+                frames=frames,
+                done=n == len(pieces) - 1,
+            )
+
+    def full_stack(self, req: StackRequest) -> np.ndarray:
+        """The whole (N, S, H, W) stack, blocking (CLI, export, tests)."""
+        out: np.ndarray | None = None
+        for chunk in self.stream(req):
+            if out is None:
+                out = np.empty((*req.shape, *chunk.frames.shape[-2:]), dtype=np.float32)
+            out[chunk.latent_idx, chunk.shift_idx] = chunk.frames
+        assert out is not None
+        return out
+
+
+def stack(
+    generator: LatentGenerator,
+    z: np.ndarray,
+    direction: np.ndarray,
+    shifts: np.ndarray,
+    output: str = "hu",
+) -> np.ndarray:
+    """Convenience: (N, S, H, W) stack of ``G(z_i + shifts_j * direction)``."""
+    return StackStreamer(generator, output=output).full_stack(StackRequest(z, direction, shifts))
+
+
+class LatestRequest:
+    """A one-slot mailbox in which the newest request replaces any waiting one.
+
+    ``submit`` is called from the GUI thread, ``take`` from the worker thread;
+    ``is_current(ticket)`` lets a running stream notice it has gone stale.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: StackRequest | None = None
+        self._ticket = 0
+
+    @property
+    def ticket(self) -> int:
+        return self._ticket
+
+    def submit(self, req: StackRequest) -> StackRequest:
+        with self._cond:
+            self._ticket += 1
+            req = replace(req, ticket=self._ticket)
+            self._pending = req
+            self._cond.notify_all()
+        return req
+
+    def take(self, timeout: float | None = None) -> StackRequest | None:
+        with self._cond:
+            if self._pending is None:
+                self._cond.wait(timeout)
+            req, self._pending = self._pending, None
+            return req
+
+    def is_current(self, ticket: int) -> bool:
+        return ticket == self._ticket
+
+    def cancel(self) -> None:
+        """Make every running or waiting request stale."""
+        with self._cond:
+            self._ticket += 1
+            self._pending = None
+            self._cond.notify_all()
+
+
+def serve(
+    streamer: StackStreamer, mailbox: LatestRequest, stop: threading.Event, poll_s: float = 0.05
+) -> Iterator[StackChunk]:
+    """Worker loop: stream the newest request's chunks until ``stop`` is set."""
+    while not stop.is_set():
+        req = mailbox.take(timeout=poll_s)
+        if req is None:
+            continue
+        ticket = req.ticket
+        yield from streamer.stream(req, lambda t=ticket: mailbox.is_current(t) and not stop.is_set())
+

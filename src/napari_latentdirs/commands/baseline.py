@@ -1,0 +1,57 @@
+"""``latentdirs baseline``: random, GANSpace, SeFa or encoded-PCA directions as a direction set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "baseline", help="compute baseline directions (random, ganspace, sefa, pca-encoded)",
+        description="Write a direction set (safetensors + JSON) for a generator by a baseline method.")
+    p.add_argument("--generator", required=True, help="generator file or run folder, or 'analytic[:SIZE]'")
+    p.add_argument("--method", required=True, choices=("random", "ganspace", "sefa", "pca-encoded"))
+    p.add_argument("--out", required=True, type=Path, help="output .safetensors file")
+    p.add_argument("--K", type=int, dest="K", help="number of directions (default latent_dim)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-samples", type=int, default=2000, dest="n_samples", help="latents sampled for GANSpace")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--slices", type=Path, help="pca-encoded: .npy of model-space slices (N, H, W)")
+    src.add_argument("--phantom", type=int, metavar="N", help="pca-encoded: encode N phantom slices")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=run)
+
+
+def load_slices(args: argparse.Namespace) -> np.ndarray | None:
+    if args.slices is not None:
+        if args.slices.suffix != ".npy":
+            raise SystemExit(f"error: --slices must be a .npy array of model-space slices, got {args.slices}")
+        return np.load(args.slices, allow_pickle=False)
+    if args.phantom is not None:
+        from ..phantom import sample_slices
+
+        x, _ = sample_slices(args.phantom, seed=args.seed)
+        return np.asarray(x, dtype=np.float32)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis.baselines import compute_baseline
+    from ..training.directions import resolve_generator
+
+    if args.method == "pca-encoded" and args.slices is None and args.phantom is None:
+        print("error: pca-encoded needs --slices or --phantom", file=sys.stderr)
+        return 2
+    generator, fingerprint, _kind = resolve_generator(args.generator, device=args.device)
+    ds = compute_baseline(args.method, generator, args.K, slices=load_slices(args), seed=args.seed,
+                          n_samples=args.n_samples, generator=fingerprint)
+    out = args.out if args.out.suffix == ".safetensors" else args.out.with_suffix(".safetensors")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = ds.save(out)
+    print(json.dumps({"output": str(path), "method": ds.method, "K": ds.K}))
+    return 0

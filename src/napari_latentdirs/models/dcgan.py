@@ -1,0 +1,114 @@
+"""The paper's DCGAN for 128x128 single-channel CT slices (latent d = 32).
+
+Generator: ConvTranspose-BatchNorm-ReLU from z (as a 1x1 map) to 16*width
+channels at 4x4, halving the channels while doubling the size up to
+``width`` channels at 64x64, then a ConvTranspose to one channel and tanh.
+At the paper width (128) that is 32 -> 2048@4 -> 1024@8 -> 512@16 -> 256@32
+-> 128@64 -> 1@128, about 45M parameters. The discriminator mirrors it with
+LeakyReLU(0.2), no BatchNorm after the first convolution, and a raw logit
+output (the loss is BCEWithLogits).
+
+Ranges: ``generate(z)`` returns model space [-1, 1] (see ``data.preprocess``,
+whose ``model_to_hu`` is the exact inverse to HU).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+
+from .blocks import as_latent_2d, dcgan_init_
+
+KIND = "dcgan"
+
+
+@dataclass(frozen=True)
+class DCGANConfig:
+    latent_dim: int = 32
+    g_width: int = 128  # generator channels at 64x64 (reference ``ngf``)
+    d_width: int = 128  # discriminator channels at 64x64 (reference ``ndf``)
+    image_size: int = 128
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        n = math.log2(self.image_size)
+        if self.image_size < 16 or n != int(n):
+            raise ValueError(f"image_size must be a power of two >= 16, got {self.image_size}")
+        if min(self.latent_dim, self.g_width, self.d_width, self.channels) < 1:
+            raise ValueError(f"all sizes must be positive: {self}")
+
+    @property
+    def levels(self) -> int:
+        """Feature-map levels between 4x4 and image_size/2 inclusive (5 for 128)."""
+        return int(math.log2(self.image_size)) - 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DCGANConfig:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+
+PRESETS: dict[str, DCGANConfig] = {
+    "paper": DCGANConfig(),
+    # Narrow channels, same 128x128 geometry: for CPU tests and demos.
+    "tiny": DCGANConfig(g_width=4, d_width=4),
+}
+
+
+def dcgan_config(preset: str = "paper", **overrides) -> DCGANConfig:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown DCGAN preset {preset!r}; choose from {sorted(PRESETS)}")
+    return DCGANConfig(**{**PRESETS[preset].to_dict(), **overrides})
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: DCGANConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or DCGANConfig()
+        self.latent_dim = cfg.latent_dim
+        widths = [cfg.g_width * 2 ** (cfg.levels - 1 - i) for i in range(cfg.levels)]
+        # The module applied directly to z (B, d, 1, 1); SeFa / GANSpace read its weight.
+        self.first_layer = nn.ConvTranspose2d(cfg.latent_dim, widths[0], 4, 1, 0, bias=False)
+        layers: list[nn.Module] = [nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+        dcgan_init_(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(self.first_layer(as_latent_2d(z, self.latent_dim)))
+
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, d) latents -> (B, 1, H, W) images in [-1, 1]; differentiable in z."""
+        return self.forward(z)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, cfg: DCGANConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or DCGANConfig()
+        widths = [cfg.d_width * 2**i for i in range(cfg.levels)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(cfg.channels, widths[0], 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+        ]
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
+        layers += [nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)]
+        self.main = nn.Sequential(*layers)
+        dcgan_init_(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) in [-1, 1] -> (B,) logits."""
+        return self.main(x).reshape(-1)
+
+
+def build_dcgan(cfg: DCGANConfig | None = None) -> tuple[Generator, Discriminator]:
+    cfg = cfg or DCGANConfig()
+    return Generator(cfg), Discriminator(cfg)

@@ -1,0 +1,32 @@
+"""``torchrun --nproc_per_node N -m napari_latentdirs.training gan|vae --data ... --out RUN``.
+
+Also works as a plain single-process ``python -m napari_latentdirs.training``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import ddp
+from .runner import add_arguments, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m napari_latentdirs.training", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args)
+    finally:
+        info = ddp.DistInfo.current()
+        if info.enabled:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,407 @@
+"""Unsupervised direction discovery (Voynov & Babenko 2020; the paper's section 2.2).
+
+``train_directions(cfg, generator, run_dir, stop)`` learns A (latent_dim x K)
+and a reconstructor R for a frozen generator G. Each step:
+
+1. z ~ N(0, I), k ~ U{0..K-1}, alpha ~ U[-6, 6] with |alpha| < 0.5 snapped to
+   +-0.5 (sign kept; 0 counts as positive);
+2. x = G(z) without autograd; x' = G(z + alpha A e_k) with autograd, so the
+   gradient reaches A through G's *input* only. G's parameters never require
+   grad, so no weight gradient of G is ever computed (the reference code
+   computes them and throws them away, which costs about a third of its step);
+3. loss = CE(R_logits(x, x'), k) + gamma * mean |R_alpha(x, x') - alpha|;
+   Adam on A and R.
+
+Metrics (``evaluate``): RCA, the reconstructor's accuracy on fresh batches
+(100 by default) in eval mode, as the reference computes it; ``shift_loss``,
+the paper's L_s convention (gamma * mean |alpha_hat - alpha|, what the
+reference logs), and ``shift_l1``, the raw mean |alpha_hat - alpha|.
+
+The engine is a generator of :mod:`napari_latentdirs.events`, stoppable
+within one step and resumable bit for bit from ``<run>/checkpoints/last``.
+Outputs: ``<run>/directions.safetensors`` (a
+:class:`~napari_latentdirs.models.direction_set.DirectionSet`),
+``<run>/reconstructor.safetensors`` (R's weights), ``metrics.csv`` and
+TensorBoard logs. G is put in eval mode, frozen (``requires_grad_(False)``)
+and moved to the configured device.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..events import CheckpointSaved, Event, Finished, Message, Samples, Started, Step, Stopped
+from ..models.direction_set import DirectionSet
+from ..models.directions import DirectionModel, orthonormality_error
+from ..models.reconstructors import build_reconstructor, canonical_reconstructor, min_input_size
+from ..utils.runtime import select_device
+from ..utils.weights import load_weights, save_weights, sidecar
+from .state import RunDir, ScalarLogger
+
+DIRECTIONS_FILE = "directions.safetensors"
+RECONSTRUCTOR_FILE = "reconstructor.safetensors"
+CHECKPOINT = "last"
+GENERATOR_KINDS = ("gan", "vae", "analytic")
+
+# The paper's section 3.2: iterations per (K, generator, reconstructor).
+PAPER_STEPS: dict[tuple[int, str, str], int] = {
+    (32, "gan", "lenet"): 25_000, (32, "gan", "resnet18"): 3_000,
+    (32, "vae", "lenet"): 25_000, (32, "vae", "resnet18"): 3_000,
+    (100, "gan", "lenet"): 250_000, (100, "gan", "resnet18"): 10_000,
+    (100, "vae", "lenet"): 75_000, (100, "vae", "resnet18"): 4_000,
+}
+
+
+def paper_steps(K: int, generator_kind: str, reconstructor: str) -> int:  # noqa: N803
+    """The paper's step count; K <= 32 uses the K = 32 budget, larger K the K = 100 one,
+    and generators other than the VAE (the analytic one included) the GAN's."""
+    kind = "vae" if generator_kind == "vae" else "gan"
+    return PAPER_STEPS[(32 if K <= 32 else 100, kind, canonical_reconstructor(reconstructor))]
+
+
+@dataclass(frozen=True)
+class DirectionsConfig:
+    K: int = 32  # noqa: N815 - the paper's symbol
+    variant: str = "unit"  # unit | ortho | random
+    reconstructor: str = "lenet"  # lenet | resnet18
+    init: str = "random"  # random | axes
+    init_scale: float = 0.1  # std of the unit variant's random init (the reference uses 0.1)
+    steps: int | None = None  # None: the paper's count for (K, generator_kind, reconstructor)
+    steps_scale: float = 1.0  # multiplies the step count (Table 1 on a CPU)
+    batch_size: int = 128
+    lr: float = 1e-4
+    gamma: float = 0.25
+    alpha_max: float = 6.0
+    alpha_min: float = 0.5
+    seed: int = 0
+    eval_batches: int = 100
+    eval_batch_size: int | None = None  # None: batch_size
+    log_every: int = 100
+    checkpoint_every: int = 1000
+    sample_every: int = 0  # 0: sample images only at the end
+    device: str = "auto"
+    generator_kind: str = "gan"  # gan | vae | analytic (chooses the paper's step count)
+    generator_fingerprint: str = ""
+    generator_path: str = ""
+
+    def __post_init__(self) -> None:
+        from ..models.directions import INITS, VARIANTS
+
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose from {VARIANTS}")
+        if self.init not in INITS:
+            raise ValueError(f"unknown init {self.init!r}; choose from {INITS}")
+        canonical_reconstructor(self.reconstructor)
+        if self.K < 1 or self.batch_size < 2 or self.eval_batches < 1:
+            raise ValueError(f"K >= 1, batch_size >= 2 (BatchNorm) and eval_batches >= 1 required: {self}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be positive, got {self.steps}")
+        if not self.steps_scale > 0:
+            raise ValueError(f"steps_scale must be positive, got {self.steps_scale}")
+        if not 0 <= self.alpha_min < self.alpha_max:
+            raise ValueError(f"need 0 <= alpha_min < alpha_max, got {self.alpha_min}, {self.alpha_max}")
+        if self.generator_kind not in GENERATOR_KINDS:
+            raise ValueError(f"unknown generator_kind {self.generator_kind!r}; choose from {GENERATOR_KINDS}")
+
+    @property
+    def total_steps(self) -> int:
+        base = self.steps if self.steps is not None else paper_steps(self.K, self.generator_kind, self.reconstructor)
+        return max(1, round(base * self.steps_scale))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DirectionsConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown direction-config keys: {sorted(unknown)}")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> DirectionsConfig:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of config keys")
+        data.pop("cell", None)
+        data.pop("paper", None)
+        return cls.from_dict(data)
+
+
+# -- one step ----------------------------------------------------------------------
+
+def sample_inputs(gen: torch.Generator, batch: int, latent_dim: int, K: int, alpha_max: float,  # noqa: N803
+                  alpha_min: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z, k, alpha) for one batch, all drawn from ``gen`` (which lives on ``device``)."""
+    z = torch.randn(batch, latent_dim, generator=gen, device=device)
+    k = torch.randint(0, K, (batch,), generator=gen, device=device)
+    alpha = (torch.rand(batch, generator=gen, device=device) * 2.0 - 1.0) * alpha_max
+    sign = torch.where(alpha < 0, -1.0, 1.0)
+    alpha = torch.where(alpha.abs() < alpha_min, sign * alpha_min, alpha)
+    return z, k, alpha
+
+
+def freeze(generator: nn.Module) -> nn.Module:
+    generator.eval()
+    generator.requires_grad_(False)
+    return generator
+
+
+def direction_step(G: nn.Module, A: DirectionModel, R: nn.Module, optimizers: list[torch.optim.Optimizer],  # noqa: N803
+                   z: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor, gamma: float) -> torch.Tensor:
+    """One optimisation step; returns detached [loss, ce, shift_l1, accuracy]. G must be frozen."""
+    with torch.no_grad():
+        x = G.generate(z)
+    x_shifted = G.generate(z + A(k, alpha))
+    logits, alpha_hat = R(x, x_shifted)
+    ce = F.cross_entropy(logits, k)
+    l1 = (alpha_hat - alpha).abs().mean()
+    loss = ce + gamma * l1
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    loss.backward()
+    for opt in optimizers:
+        opt.step()
+    acc = (logits.detach().argmax(1) == k).float().mean()
+    return torch.stack([loss.detach(), ce.detach(), l1.detach(), acc])
+
+
+@torch.no_grad()
+def evaluate(G: nn.Module, A: DirectionModel, R: nn.Module, *, batches: int, batch_size: int,  # noqa: N803
+             gamma: float, alpha_max: float = 6.0, alpha_min: float = 0.5, seed: int = 0,
+             device: torch.device | str = "cpu") -> dict[str, float]:
+    """RCA and L_s on ``batches`` fresh batches with A and R in eval mode (restored afterwards)."""
+    device = torch.device(device)
+    was = A.training, R.training
+    A.eval()
+    R.eval()
+    gen = torch.Generator(device=device).manual_seed(seed)
+    correct = ce_sum = l1_sum = 0.0
+    n = 0
+    for _ in range(batches):
+        z, k, alpha = sample_inputs(gen, batch_size, A.latent_dim, A.K, alpha_max, alpha_min, device)
+        logits, alpha_hat = R(G.generate(z), G.generate(z + A(k, alpha)))
+        correct += float((logits.argmax(1) == k).sum())
+        ce_sum += float(F.cross_entropy(logits, k, reduction="sum"))
+        l1_sum += float((alpha_hat - alpha).abs().sum())
+        n += batch_size
+    A.train(was[0])
+    R.train(was[1])
+    l1 = l1_sum / n
+    return {"rca": correct / n, "shift_loss": gamma * l1, "shift_l1": l1, "ce": ce_sum / n}
+
+
+@torch.no_grad()
+def direction_samples(G: nn.Module, A: DirectionModel, n_directions: int = 8,  # noqa: N803
+                      shifts: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0), seed: int = 0,
+                      device: torch.device | str = "cpu") -> np.ndarray:
+    """(n_directions * len(shifts), H, W): one latent shifted along the first directions."""
+    device = torch.device(device)
+    z = torch.randn(1, A.latent_dim, generator=torch.Generator(device=device).manual_seed(seed), device=device)
+    mat = A.matrix()
+    n = min(n_directions, A.K)
+    s = torch.tensor(shifts, device=device, dtype=z.dtype)
+    zs = (z + s[None, :, None] * mat.T[:n, None, :]).reshape(-1, A.latent_dim)
+    return G.generate(zs)[:, 0].float().cpu().numpy()
+
+
+# -- the engine ------------------------------------------------------------------------
+
+def _image_size(G: nn.Module, latent_dim: int, device: torch.device) -> tuple[int, int, int]:
+    with torch.no_grad():
+        x = G.generate(torch.zeros(2, latent_dim, device=device))
+    if x.ndim != 4:
+        raise ValueError(f"generator must return (B, C, H, W) images, got shape {tuple(x.shape)}")
+    return int(x.shape[1]), int(x.shape[2]), int(x.shape[3])
+
+
+def train_directions(cfg: DirectionsConfig, generator: nn.Module, run_dir: str | Path,
+                     stop: threading.Event | None = None) -> Iterator[Event]:
+    """Validate eagerly (bad configs raise here, not at the first ``next``), then train."""
+    latent_dim = getattr(generator, "latent_dim", None)
+    if not isinstance(latent_dim, int) or not hasattr(generator, "generate"):
+        raise TypeError("generator must expose latent_dim (int) and generate(z)")
+    if cfg.variant == "ortho" and latent_dim < cfg.K:
+        raise ValueError(
+            f"ortho directions need K <= latent_dim: K={cfg.K} > {latent_dim}; use variant 'unit' for K > {latent_dim}")
+    return _train(cfg, generator, Path(run_dir), stop)
+
+
+def _config_identity(cfg: DirectionsConfig) -> dict[str, Any]:
+    # What must match for a checkpoint to be resumable; steps and logging may change.
+    keys = ("K", "variant", "reconstructor", "init", "init_scale", "batch_size", "lr", "gamma",
+            "alpha_max", "alpha_min", "seed", "generator_fingerprint")
+    return {k: getattr(cfg, k) for k in keys}
+
+
+def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.Event | None) -> Iterator[Event]:  # noqa: N803
+    device = select_device(cfg.device)
+    G = freeze(G).to(device)  # noqa: N806
+    d = G.latent_dim
+    if not cfg.generator_fingerprint and isinstance(getattr(G, "fingerprint", None), str):
+        cfg = replace(cfg, generator_fingerprint=G.fingerprint)  # e.g. the analytic generator's own id
+    channels, h, w = _image_size(G, d, device)
+    recon_name = canonical_reconstructor(cfg.reconstructor)
+    if min(h, w) < min_input_size(recon_name):
+        raise ValueError(f"{recon_name} needs images of at least {min_input_size(recon_name)} pixels, got {h}x{w}")
+
+    torch.manual_seed(cfg.seed)  # module initialisation is the global RNG's; seed it
+    init_gen = torch.Generator().manual_seed(cfg.seed)
+    A = DirectionModel(d, cfg.K, cfg.variant, cfg.init, cfg.init_scale, generator=init_gen).to(device)  # noqa: N806
+    R = build_reconstructor(recon_name, cfg.K, channels).to(device)  # noqa: N806
+    modules: dict[str, nn.Module] = {"A": A, "R": R}
+    optimizers: dict[str, torch.optim.Optimizer] = {"R": torch.optim.Adam(R.parameters(), lr=cfg.lr)}
+    if A.trainable:
+        optimizers["A"] = torch.optim.Adam(A.parameters(), lr=cfg.lr)
+    opt_list = [optimizers[k] for k in sorted(optimizers)]
+    sample_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    total = cfg.total_steps
+
+    run = RunDir(run_dir)
+    start = 0
+    if run.has(CHECKPOINT):
+        # Compare settings before loading tensors, whose shapes would not even fit.
+        saved = json.loads(sidecar(run.path(CHECKPOINT)).read_text()).get("identity", {})
+        wanted = _config_identity(cfg)
+        if saved != wanted:
+            diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+            raise ValueError(f"{run_dir} holds a direction run with a different configuration ({', '.join(diff)}); "
+                             "use a new run folder or the same settings")
+        meta = run.load(CHECKPOINT, modules, optimizers, map_location=device, generators={"sample": sample_gen})
+        start = int(meta["step"])
+    logger = ScalarLogger(run_dir)
+
+    def save(step: int) -> Path:
+        return run.save(CHECKPOINT, modules, optimizers,
+                        meta={"step": step, "total_steps": total, "identity": _config_identity(cfg),
+                              "config": cfg.to_dict()},
+                        generators={"sample": sample_gen})
+
+    try:
+        yield Started(total_steps=total, start_step=start, run_dir=run_dir)
+        if start:
+            yield Message(f"resumed direction training at step {start} of {total}")
+        A.train()
+        R.train()
+        acc_sum = torch.zeros(4, device=device)
+        acc_n = 0
+        for step in range(start, total):
+            if stop is not None and stop.is_set():
+                path = save(step)
+                yield Stopped(step=step, checkpoint=path)
+                return
+            z, k, alpha = sample_inputs(sample_gen, cfg.batch_size, d, cfg.K, cfg.alpha_max, cfg.alpha_min, device)
+            stats = direction_step(G, A, R, opt_list, z, k, alpha, cfg.gamma)
+            acc_sum += stats
+            acc_n += 1
+            loss, ce, l1, acc = stats.tolist()
+            done = step + 1
+            yield Step(step=done, total_steps=total,
+                       losses={"loss": loss, "ce": ce, "shift_loss": cfg.gamma * l1, "shift_l1": l1, "accuracy": acc})
+            if done % cfg.log_every == 0 or done == total:
+                m = (acc_sum / acc_n).tolist()
+                scalars = {"train/loss": m[0], "train/ce": m[1], "train/shift_loss": cfg.gamma * m[2],
+                           "train/shift_l1": m[2], "train/accuracy": m[3]}
+                if cfg.variant == "ortho":
+                    with torch.no_grad():
+                        scalars["train/orthonormality_error"] = orthonormality_error(A.matrix())
+                logger.log(done, scalars)
+                acc_sum.zero_()
+                acc_n = 0
+            if cfg.sample_every and done % cfg.sample_every == 0 and done != total:
+                imgs = direction_samples(G, A, seed=cfg.seed, device=device)
+                logger.log_images(done, "directions", imgs)
+                yield Samples(step=done, images=imgs)
+            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != total:
+                yield CheckpointSaved(step=done, path=save(done))
+
+        metrics = evaluate(G, A, R, batches=cfg.eval_batches, batch_size=cfg.eval_batch_size or cfg.batch_size,
+                           gamma=cfg.gamma, alpha_max=cfg.alpha_max, alpha_min=cfg.alpha_min,
+                           seed=cfg.seed + 10_007, device=device)
+        with torch.no_grad():
+            mat = A.matrix().detach().float().cpu()
+        if cfg.variant == "ortho":
+            metrics["orthonormality_error"] = orthonormality_error(mat)
+        logger.log(total, {f"eval/{k}": v for k, v in metrics.items()})
+        imgs = direction_samples(G, A, seed=cfg.seed, device=device)
+        logger.log_images(total, "directions", imgs)
+        yield Samples(step=total, images=imgs)
+        yield CheckpointSaved(step=total, path=save(total))
+        out = write_outputs(run_dir, cfg, mat, R, metrics, total)
+        yield Finished(step=total, output=out, metrics=metrics)
+    finally:
+        logger.close()
+
+
+def write_outputs(run_dir: Path, cfg: DirectionsConfig, A: torch.Tensor, R: nn.Module,  # noqa: N803
+                  metrics: dict[str, float], steps: int) -> Path:
+    recon = canonical_reconstructor(cfg.reconstructor)
+    meta = {"K": cfg.K, "variant": cfg.variant, "reconstructor": recon, "init": cfg.init, "steps": steps,
+            "batch_size": cfg.batch_size, "lr": cfg.lr, "gamma": cfg.gamma, "seed": cfg.seed,
+            "generator_kind": cfg.generator_kind, "generator_path": cfg.generator_path,
+            "reconstructor_file": RECONSTRUCTOR_FILE, "config": cfg.to_dict()}
+    save_weights(run_dir / RECONSTRUCTOR_FILE, dict(R.state_dict()),
+                 {"format": "napari-latentdirs/reconstructor/1", "arch": recon, "K": cfg.K,
+                  "generator": cfg.generator_fingerprint})
+    ds = DirectionSet(A=A.numpy(), method=f"voynov-{cfg.variant}", generator=cfg.generator_fingerprint,
+                      metrics=dict(metrics), meta=meta)
+    return ds.save(run_dir / DIRECTIONS_FILE)
+
+
+def load_reconstructor(path: str | Path, channels: int = 1) -> nn.Module:
+    """R from ``reconstructor.safetensors`` (eval mode)."""
+    tensors, meta = load_weights(path)
+    if meta.get("format") != "napari-latentdirs/reconstructor/1":
+        raise ValueError(f"{path} is not a napari-latentdirs reconstructor")
+    R = build_reconstructor(meta["arch"], int(meta["K"]), channels)  # noqa: N806
+    R.load_state_dict(tensors)
+    return R.eval()
+
+
+def resolve_generator(spec: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, str, str]:
+    """``(generator, fingerprint, kind)`` for a generator file/run folder, or ``analytic[:SIZE]``.
+
+    ``kind`` is ``gan``, ``vae`` or ``analytic`` (it picks the paper's step count).
+    """
+    text = str(spec)
+    if text == "analytic" or text.startswith("analytic:"):
+        from ..models.analytic import analytic_generator
+
+        size = int(text.split(":", 1)[1]) if ":" in text else 32
+        g = analytic_generator(size=size)
+        return g.to(device), g.fingerprint, "analytic"
+    from ..models.registry import generator_fingerprint, generator_meta, load_generator
+
+    meta = generator_meta(spec)
+    kind = {"dcgan": "gan", "vae": "vae"}.get(meta.get("kind", ""))
+    if kind is None:
+        raise ValueError(f"{spec}: unknown generator kind {meta.get('kind')!r}")
+    return load_generator(spec, device=device), generator_fingerprint(spec), kind
+
+
+def run_to_completion(cfg: DirectionsConfig, generator: nn.Module, run_dir: str | Path,
+                      stop: threading.Event | None = None) -> Finished | Stopped:
+    """Drive the engine without a UI; returns the last event (Finished or Stopped)."""
+    last: Event | None = None
+    for ev in train_directions(cfg, generator, run_dir, stop):
+        last = ev
+    assert isinstance(last, (Finished, Stopped))
+    return last
+
+
+__all__ = ["DIRECTIONS_FILE", "PAPER_STEPS", "RECONSTRUCTOR_FILE", "DirectionsConfig", "direction_samples",
+           "direction_step", "evaluate", "freeze", "load_reconstructor", "paper_steps", "resolve_generator",
+           "run_to_completion", "sample_inputs", "train_directions"]

@@ -1,0 +1,121 @@
+"""DCGAN training as in the paper (section 3.2), as an event generator.
+
+Per step, with every random draw taken from the step's seeded generator:
+- D: BCEWithLogits on real slices with one-sided smoothed targets
+  U[0.9, 1] and on G(z) with target 0;
+- G: BCEWithLogits of D(G(z)) against 1 (the non-saturating loss);
+- instance noise N(0, sd^2) is added to *every* discriminator input; sd starts
+  at 0.1, falls linearly and is 0 from the midpoint of training on (the
+  reference code switched it off at epoch 0 by mistake);
+- Adam(lr 2e-4, betas (0.5, 0.999)) for both networks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..events import Event
+from ..models.dcgan import Discriminator, Generator
+from .augment import draw_affine, random_affine
+from .config import GANTrainConfig
+from .engine import Trainer
+
+
+def instance_noise_sd(step: int, total_steps: int, sd0: float) -> float:
+    """sd0 at step 0, linearly down to 0 at total_steps / 2, and 0 after."""
+    mid = total_steps / 2.0
+    if sd0 <= 0 or step >= mid:
+        return 0.0
+    return sd0 * (1.0 - step / mid)
+
+
+class GANTrainer(Trainer):
+    kind = "gan"
+    export_name = "G"
+
+    def build(self) -> None:
+        mcfg = self.cfg.model_config()
+        self.latent_dim = mcfg.latent_dim
+        self.modules = {"G": Generator(mcfg), "D": Discriminator(mcfg)}
+
+    def make_optimizers(self) -> None:
+        c = self.cfg
+        self.optimizers = {
+            "G": torch.optim.Adam(self.modules["G"].parameters(), lr=c.lr, betas=tuple(c.betas)),
+            "D": torch.optim.Adam(self.modules["D"].parameters(), lr=c.lr, betas=tuple(c.betas)),
+        }
+
+    def noise_sd(self, step: int) -> float:
+        return instance_noise_sd(step, self.total_steps, self.cfg.instance_noise)
+
+    def train_step(self, x: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        G, D = self.wrapped["G"], self.wrapped["D"]
+        d_params = self.modules["D"]
+        opt_g, opt_d = self.optimizers["G"], self.optimizers["D"]
+        g = self.step_generator(step)
+        # Fixed draw order; each is drawn for the global batch, this rank keeps its rows.
+        z = self.global_draw(torch.randn, self.latent_dim, g=g)
+        lo, hi = c.label_smooth
+        real_t = lo + (hi - lo) * self.global_draw(torch.rand, g=g)
+        aug = self.global_draw(torch.rand, 2, g=g)
+        sd = self.noise_sd(step)
+        if sd > 0:
+            noise = [sd * self.global_draw(torch.randn, *x.shape[1:], g=g) for _ in range(3)]
+        if c.augment:
+            x = random_affine(x, *draw_affine(aug))
+
+        def noisy(t: torch.Tensor, i: int) -> torch.Tensor:
+            return t + noise[i].to(t.dtype) if sd > 0 else t
+
+        # Discriminator step: real (smoothed targets) and fake (target 0), separate batches.
+        opt_d.zero_grad(set_to_none=True)
+        with self.autocast():
+            fake = G(z)
+            out_real = D(noisy(x, 0))
+            out_fake = D(noisy(fake.detach(), 1))
+            loss_d = F.binary_cross_entropy_with_logits(out_real.float(), real_t) + F.binary_cross_entropy_with_logits(
+                out_fake.float(), torch.zeros_like(real_t)
+            )
+        self.backward_step(loss_d, opt_d)
+
+        # Generator step through a frozen D (no D weight gradients, no D all-reduce).
+        opt_g.zero_grad(set_to_none=True)
+        d_params.requires_grad_(False)
+        try:
+            ctx = D.no_sync() if hasattr(D, "no_sync") else nullcontext()
+            with ctx, self.autocast():
+                out_gen = D(noisy(fake, 2))
+                loss_g = F.binary_cross_entropy_with_logits(out_gen.float(), torch.ones_like(real_t))
+            self.backward_step(loss_g, opt_g)
+        finally:
+            d_params.requires_grad_(True)
+        if self.scaler is not None:
+            self.scaler.update()
+        return {
+            "loss_d": loss_d.detach(),
+            "loss_g": loss_g.detach(),
+            "d_real": torch.sigmoid(out_real.detach().float()).mean(),
+            "d_fake": torch.sigmoid(out_fake.detach().float()).mean(),
+            "noise_sd": torch.tensor(sd),
+        }
+
+
+def train_gan(
+    cfg: GANTrainConfig,
+    data: Dataset,
+    run_dir: str | Path,
+    stop: threading.Event | None = None,
+    test_data: Dataset | None = None,
+) -> Iterator[Event]:
+    """Train (or resume, if ``run_dir`` holds a checkpoint) a DCGAN; yields events."""
+    # A generator function (not a function returning one) so napari's create_worker
+    # makes a GeneratorWorker and the set-up runs in the worker thread.
+    yield from GANTrainer(cfg, data, run_dir, test_data=test_data).run(stop)

@@ -1,0 +1,150 @@
+"""Shared argument handling for ``latentdirs train`` and ``python -m napari_latentdirs.training``.
+
+Data sources (``--data``):
+- a slice-cache folder written by ``latentdirs prepare`` (train + test splits);
+- ``phantom`` (or ``phantom:N``): N in-memory phantom slices (default 2048);
+- a ``.npy`` file of (N, 128, 128) model-space slices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from ..events import CheckpointSaved, EpochEnd, Finished, Message, Started, Step, Stopped
+from . import ddp
+from .config import TrainConfig, config_from_dict, load_config
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIGS = {
+    ("gan", "paper"): "gan_paper.yaml",
+    ("vae", "paper"): "vae_paper.yaml",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", choices=["gan", "vae"], help="which generative model to train")
+    p.add_argument("--data", required=False, help="slice cache folder, 'phantom[:N]', or a .npy of model-space slices")
+    p.add_argument("--out", type=Path, help="run folder (checkpoints, metrics.csv, tb/, generator.safetensors)")
+    p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder (same as --out RUN)")
+    p.add_argument("--config", type=Path, help="YAML/JSON training config (see training/*.yaml)")
+    p.add_argument("--preset", choices=["tiny", "paper"], help="model width preset (default: paper)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch", type=int, dest="batch_size", help="global batch size")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--max-steps", type=int, dest="max_steps")
+    p.add_argument("--device", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], help="mixed precision on CUDA")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int, dest="num_workers", help="DataLoader workers")
+    p.add_argument("--no-augment", action="store_false", dest="augment", default=None)
+    p.add_argument("--no-fid", action="store_false", dest="fid", default=None, help="skip FID selection")
+    p.add_argument("--fid-weights", dest="fid_weights", help="TorchScript TF-Inception file (default: bundled)")
+    p.add_argument("--fid-samples", type=int, dest="fid_samples")
+
+
+OVERRIDES = ("preset", "epochs", "batch_size", "lr", "max_steps", "device", "amp", "seed", "num_workers",
+             "augment", "fid", "fid_weights", "fid_samples")
+
+
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    """--config file, else the resumed run's own config, else defaults; flags override."""
+    overrides = {k: getattr(args, k, None) for k in OVERRIDES}
+    if args.config:
+        return load_config(args.config, args.model, **overrides)
+    if args.resume is not None:
+        meta = json.loads((Path(args.resume) / "checkpoints" / "last.json").read_text())
+        base = dict(meta.get("train_config", {}))
+        if base.get("kind") not in (None, args.model):
+            raise SystemExit(f"--resume {args.resume} is a {base.get('kind')} run, not {args.model}")
+        return config_from_dict(args.model, base, **overrides)
+    return config_from_dict(args.model, {}, **overrides)
+
+
+def load_data(spec: str, seed: int = 0) -> tuple[Dataset, Dataset | None]:
+    from .data import TensorSlices, open_cache, phantom_slices
+
+    if spec.startswith("phantom"):
+        n = int(spec.split(":", 1)[1]) if ":" in spec else 2048
+        n_test = max(n // 8, 16)
+        return phantom_slices(n, seed), phantom_slices(n_test, seed + 1_000_003)
+    p = Path(spec)
+    if p.suffix == ".npy":
+        return TensorSlices(np.load(p, allow_pickle=False), name=p.name), None
+    if not p.exists():
+        raise FileNotFoundError(f"--data {spec}: no such slice cache (run `latentdirs prepare` first)")
+    return open_cache(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .gan import GANTrainer
+    from .vae import VAETrainer
+
+    out = args.resume or args.out
+    if out is None:
+        raise SystemExit("give --out RUN (new run) or --resume RUN")
+    if args.resume is not None and not (Path(args.resume) / "checkpoints" / "last.json").is_file():
+        raise SystemExit(f"--resume {args.resume}: no checkpoint there")
+    if args.data is None:
+        raise SystemExit("give --data CACHE|phantom|slices.npy")
+    cfg = build_config(args)
+    info = ddp.DistInfo.from_env()
+    train, test = load_data(args.data, cfg.seed)
+    cls = GANTrainer if args.model == "gan" else VAETrainer
+    trainer = cls(cfg, train, out, test_data=test, dist=info)
+    stop = threading.Event()
+    main = info.is_main
+    with _stop_on_signals(stop):
+        for ev in trainer.run(stop):
+            if main:
+                _print_event(ev, args.model, trainer, info, cfg, out)
+    return 130 if stop.is_set() else 0
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event):
+    """First Ctrl-C / SIGTERM: stop after the current step with a checkpoint; second: abort."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("stopping after this step (again to abort without a checkpoint)", flush=True)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def _print_event(ev, model, trainer, info, cfg, out) -> None:
+    if isinstance(ev, Started):
+        print(f"{model}: {ev.total_steps} steps on {trainer.device} x{info.world_size}, "
+              f"starting at {ev.start_step}; run folder {ev.run_dir}", flush=True)
+    elif isinstance(ev, Step) and (ev.step % max(cfg.log_every, 1) == 0 or ev.step == ev.total_steps):
+        losses = " ".join(f"{k}={v:.4g}" for k, v in ev.losses.items())
+        print(f"step {ev.step}/{ev.total_steps} {losses}", flush=True)
+    elif isinstance(ev, EpochEnd):
+        print(f"epoch {ev.epoch}: " + " ".join(f"{k}={v:.4g}" for k, v in ev.metrics.items()), flush=True)
+    elif isinstance(ev, Message):
+        print(ev.text, flush=True)
+    elif isinstance(ev, CheckpointSaved):
+        log.debug("checkpoint %s", ev.path)
+    elif isinstance(ev, Stopped):
+        print(f"stopped at step {ev.step}; resume with --resume {out}", flush=True)
+    elif isinstance(ev, Finished):
+        print(f"finished at step {ev.step}: generator {ev.output} {ev.metrics}", flush=True)

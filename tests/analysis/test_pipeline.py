@@ -1,0 +1,95 @@
+"""README command 1 end to end, shrunk: phantom DICOM tree -> cache -> tiny VAE -> directions ->
+labels, scores, figures -> HTML report; then ``latentdirs report`` re-renders it with a review."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from napari_latentdirs.analysis.labelling import ENTANGLED, NO_EFFECT, LabelResult
+from napari_latentdirs.cli import main as cli_main
+from napari_latentdirs.pipeline import make_config, run_pipeline
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = make_config(
+        out,
+        "tiny",
+        patients=2,
+        slices_per_patient=12,
+        generators=("vae",),
+        vae_max_steps=6,
+        vae_batch=8,
+        reconstructors=("lenet",),
+        cells=("unit32",),
+        direction_steps={"vae": {"lenet": 4}},
+        direction_batch=8,
+        direction_eval_batches=1,
+        baselines=("random", "sefa"),
+        label_latents=6,
+        label_boot=50,
+        score_samples=60,
+        memorization_samples=12,
+        progress=False,
+    )
+    report = run_pipeline(cfg)
+    return out, report
+
+
+def test_pipeline_writes_report_with_every_section(tiny_run):
+    out, report = tiny_run
+    assert report == out / "report" / "index.html"
+    html = report.read_text()
+    for heading in ("Table 1", "Automatic labels", "Disentanglement scores", "Interpolation and memorization", "Review"):
+        assert heading in html
+    # Every image the page shows exists beside it (a self-contained page plus its PNG/GIF files).
+    srcs = re.findall(r'src="([^"]+)"', html)
+    assert any(s.endswith(".gif") for s in srcs) and any(s.endswith(".png") for s in srcs)
+    for s in srcs:
+        assert (report.parent / s).is_file(), s
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+    # Table 1 shows our numbers for the trained cell and the paper's for all twelve.
+    assert "0.9791" in html and "0.0962" in html
+
+
+def test_every_direction_of_the_phantom_vae_is_labelled(tiny_run):
+    out, _ = tiny_run
+    summary = json.loads((out / "analysis" / "summary.json").read_text())
+    names = {s["name"] for s in summary["direction_sets"]}
+    assert names == {"vae-lenet-unit32", "vae-random", "vae-sefa"}
+    for s in summary["direction_sets"]:
+        res = LabelResult.load(s["labels_path"])
+        assert len(res.labels) == 32
+        allowed = set(res.factors) | {ENTANGLED, NO_EFFECT}
+        assert set(res.labels) <= allowed
+        assert sorted(res.rank.tolist()) == list(range(1, 33))
+        for key in ("mig", "dci_d", "dci_c", "selectivity"):
+            assert 0.0 <= s[key] <= 1.0, (s["name"], key, s[key])
+    rows = {(r["generator"], r["reconstructor"], r["config"]): r for r in summary["table1"]}
+    cell = rows[("vae", "lenet", "unit32")]
+    assert 0.0 <= cell["rca"] <= 1.0 and cell["ls"] >= 0.0
+    assert summary["interpolation"]["vae"]["method"] == "encoder"
+    assert summary["memorization"]["vae"]["ratio"] > 0
+    assert "z_position" in summary
+
+
+def test_report_command_rerenders_with_a_review(tiny_run, capsys):
+    from napari_latentdirs.analysis.review import ReviewSession
+    from napari_latentdirs.models.direction_set import DirectionSet
+
+    out, report = tiny_run
+    man = json.loads((out / "manifest.json").read_text())
+    ds_path = man["sets"]["vae-lenet-unit32"]["path"]
+    sess = ReviewSession.create(DirectionSet.load(ds_path), ds_path, reader="dr_test")
+    sess.record(0, label="width", rating=4, notes="wider body")
+    sess.save()
+    assert cli_main(["report", str(out)]) == 0
+    assert str(report.resolve()) in capsys.readouterr().out
+    html = report.read_text()
+    assert "dr_test" in html and "wider body" in html
+    assert np.isfinite(json.loads((out / "analysis" / "summary.json").read_text())["direction_sets"][0]["mig"])

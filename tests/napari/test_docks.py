@@ -1,0 +1,132 @@
+"""Training and direction docks: open as plugin docks, train in the background, stop, resume, fail cleanly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.utils.notifications import notification_manager
+
+from napari_latentdirs.events import Finished, Started, Step, Stopped
+
+DOCKS = {
+    "Train generator": "TrainingDock",
+    "Discover directions": "DirectionsDock",
+    "Latent navigator": "LatentNavigator",
+    "Review directions": "ReviewWidget",
+}
+
+
+@pytest.mark.parametrize("name", list(DOCKS))
+def test_every_dock_opens_through_the_manifest(make_napari_viewer, name):
+    viewer = make_napari_viewer()
+    dock, widget = viewer.window.add_plugin_dock_widget("napari-latentdirs", name)
+    assert type(widget).__name__ == DOCKS[name]
+    assert dock.isAncestorOf(widget)
+
+
+def _record(widget):
+    events = []
+    orig = widget.on_event
+
+    def spy(ev):
+        events.append(ev)
+        orig(ev)
+
+    widget.runner._on_event = spy
+    return events
+
+
+def _tiny_training(widget, tmp_path, steps=6):
+    widget.data_combo.setCurrentIndex(0)
+    widget.phantom_n.setValue(16)
+    widget.preset_combo.setCurrentText("tiny")
+    widget.model_combo.setCurrentIndex(0)
+    widget.epochs_spin.setValue(10)
+    widget.batch_spin.setValue(4)
+    widget.max_steps_spin.setValue(steps)
+    widget.device_combo.setCurrentText("cpu")
+    widget.out_edit.value = str(tmp_path)
+
+
+def test_training_starts_reports_progress_stops_and_resumes(make_napari_viewer, threaded_workers, tmp_path, qtbot):
+    viewer = make_napari_viewer()
+    _, dock = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Train generator")
+    _tiny_training(dock, tmp_path, steps=8)
+    events = _record(dock)
+    dock.start()
+    assert dock.state == "running" and not dock.start_btn.isEnabled()
+    qtbot.waitUntil(lambda: any(isinstance(e, Step) and e.step >= 2 for e in events), timeout=60000)
+    dock.stop()
+    qtbot.waitUntil(lambda: dock.state == "stopped", timeout=60000)
+    stopped = [e for e in events if isinstance(e, Stopped)]
+    assert stopped and stopped[0].checkpoint is not None and stopped[0].checkpoint.exists()
+    assert 0 < dock.bar.value() < dock.bar.maximum() and "ETA" in dock.eta_label.text()
+    assert len(dock.plot.series(next(iter(dock.plot._data)))[0]) >= 2  # the live plot got points
+    assert dock.resume_btn.isEnabled() and not dock.runner.thread_alive
+    run_dir = dock.run_dir
+    dock.resume()
+    qtbot.waitUntil(lambda: dock.state == "finished", timeout=120000)
+    starts = [e for e in events if isinstance(e, Started)]
+    assert len(starts) == 2 and starts[1].start_step == stopped[0].step > 0
+    assert dock.run_dir == run_dir and isinstance(events[-1], Finished)
+    assert dock.bar.value() == dock.bar.maximum()
+    assert "training samples" in viewer.layers
+
+
+def test_closing_the_viewer_stops_training_leaving_no_thread(make_napari_viewer, threaded_workers, tmp_path, qtbot):
+    viewer = make_napari_viewer()
+    _, dock = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Train generator")
+    _tiny_training(dock, tmp_path, steps=10_000)
+    events = _record(dock)
+    dock.start()
+    qtbot.waitUntil(lambda: any(isinstance(e, Step) for e in events), timeout=60000)
+    runner = dock.runner
+    viewer.close()
+    assert not runner.thread_alive and runner.stop_requested
+
+
+def test_worker_exception_notifies_and_widget_recovers(make_napari_viewer, threaded_workers, tmp_path, saved_model, qtbot):
+    viewer = make_napari_viewer()
+    _, dock = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Discover directions")
+    seen = []
+    notification_manager.notification_ready.connect(seen.append)
+    try:
+        bad = tmp_path / "broken.safetensors"
+        bad.write_bytes(b"not a safetensors file")
+        (tmp_path / "broken.json").write_text('{"kind": "dcgan", "config": {}}')
+        dock.generator_edit.value = str(bad)
+        dock.method_combo.setCurrentText("SeFa")
+        dock.out_edit.value = str(tmp_path / "runs")
+        dock.start()  # fails inside the worker thread, while loading the generator
+        qtbot.waitUntil(lambda: dock.state == "failed", timeout=30000)
+        assert dock.start_btn.isEnabled() and not dock.runner.thread_alive
+        assert any("broken" in str(n.message) or "safetensors" in str(n.message) for n in seen)
+        # recovers: the next run with a good generator goes through
+        dock.generator_edit.value = str(saved_model[0])
+        dock.k_spin.setValue(4)
+        dock.start()
+        qtbot.waitUntil(lambda: dock.state == "finished", timeout=30000)
+        assert dock.output is not None and dock.output.exists()
+    finally:
+        notification_manager.notification_ready.disconnect(seen.append)
+
+
+def test_directions_dock_shows_rca_and_ls_live(make_napari_viewer, sync_workers, tmp_path, saved_model):
+    from napari_latentdirs.models.direction_set import DirectionSet
+
+    viewer = make_napari_viewer()
+    _, dock = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Discover directions")
+    events = _record(dock)
+    dock.generator_edit.value = str(saved_model[0])
+    dock.k_spin.setValue(3)
+    dock.steps_spin.setValue(4)
+    dock.batch_spin.setValue(4)
+    dock.device_combo.setCurrentText("cpu")
+    dock.out_edit.value = str(tmp_path)
+    dock.start()
+    assert dock.state == "finished", dock.status.text()
+    steps = [e for e in events if isinstance(e, Step)]
+    assert len(steps) == 4 and "RCA" in dock.metrics_label.text() and "L_s" in dock.metrics_label.text()
+    assert np.array_equal(dock.plot.series("accuracy")[0], [1, 2, 3, 4])
+    ds = DirectionSet.load(dock.output)
+    assert ds.K == 3 and "direction samples" in viewer.layers
