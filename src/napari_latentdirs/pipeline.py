@@ -73,14 +73,14 @@ class PipelineConfig:
         default_factory=lambda: {"vae": {"lenet": 40, "resnet": 20}, "gan": {"lenet": 200, "resnet": 60}}
     )
     direction_steps_scale: float | None = None  # paper preset: None = the paper's counts
-    direction_batch: int = 32
+    direction_batch: int = 16
     direction_eval_batches: int = 4
     cells: tuple[str, ...] = ("ortho32", "unit32", "unit100")
     generators: tuple[str, ...] = GENERATORS
     reconstructors: tuple[str, ...] = RECONSTRUCTORS
     baselines: tuple[str, ...] = BASELINES
     # analysis
-    label_latents: int = 16
+    label_latents: int = 12
     label_alphas: tuple[float, ...] = (-3.0, 3.0)
     label_boot: int = 100
     score_samples: int = 400
@@ -88,6 +88,8 @@ class PipelineConfig:
     inversion_restarts: int = 3
     inversion_steps: int = 150
     memorization_samples: int = 200
+    gifs: int = 8  # animated directions in the report (VAE main set)
+    gif_frames: int = 12
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +112,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "direction_steps": {},
         "direction_steps_scale": 1.0,
         "direction_batch": 128,
+        "gif_frames": 16,
         "direction_eval_batches": 100,
         "label_latents": 64,
         "label_alphas": (-3.0, -1.5, 1.5, 3.0),
@@ -463,9 +466,10 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
         "labelling_note": (
             f"Each direction (unit length) shifts {lcfg.n_latents} random latents by alpha in {list(lcfg.alphas)}; the "
             f"'{probes.name}' probes measure {', '.join(probes.factors)}. Effect = |mean slope| x max alpha in units of "
-            f"the factor's natural SD (bootstrap 95% CI over latents); significant effect = effect - {lcfg.z:g} bootstrap SE. "
-            f"Label = top factor if its share of the significant effects (selectivity) >= {lcfg.selectivity_threshold:g}, "
-            f"'entangled' below, 'no effect' if the top significant effect < {lcfg.min_effect:g}. Duplicates: |cos| of effect "
+            f"the factor's natural SD (bootstrap 95% CI over latents); significant effect = effect - {lcfg.z:g} SE (t-widened). "
+            f"Label = top factor if its share of the significant effects not explained as its known consequences (selectivity) "
+            f">= {lcfg.selectivity_threshold:g} and >= {100 * lcfg.min_consistency:.0f}% of latents agree on the sign, "
+            f"'entangled' otherwise, 'no effect' if the top significant effect < {lcfg.min_effect:g}. Duplicates: |cos| of effect "
             f"vectors >= {lcfg.duplicate_effect_corr:g} and of image changes >= {lcfg.duplicate_image_corr:g}. Factor cells show significant effects."
         ),
         "disentanglement_note": (
@@ -578,9 +582,10 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
             fig[key] = figs.fig_random_vs_discovered(G, DirectionSet.load(rand["path"]).A, ds.A, rdir / f"{key}_{kind}.png", ks_found=top5,
                                                      seed=cfg.seed, window=window, title=f"{kind.upper()}: random vs {main['name']}").name
         if kind == "vae":
-            for k, lab in list(zip(ks, labs))[:8]:
-                gif = figs.direction_gif(G, ds.A[:, k] / np.linalg.norm(ds.A[:, k]), rdir / f"gif_{kind}_{k}.gif", seed=cfg.seed, window=window)
-                fig["gifs"].append({"file": gif.name, "caption": f"{main['name']} #{k}: {lab}"})
+            for k, lab in list(zip(ks, labs))[: cfg.gifs]:
+                gif = figs.direction_gif(G, ds.A[:, k] / np.linalg.norm(ds.A[:, k]), rdir / f"gif_{kind}_{k}.gif", n=3,
+                                         frames=cfg.gif_frames, seed=cfg.seed, window=window)
+                fig["gifs"].append({"file": gif.name, "caption": f"{main['name']} {lab}"})
     zp = summary.get("z_position")
     if zp:
         G = gens[man.data["sets"][zp["set"]]["generator"]]  # noqa: N806

@@ -50,6 +50,7 @@ def test_png_grid_has_the_paper_layout(tmp_path, stack):
 
 def test_dicom_series_round_trip(tmp_path, stack):
     import SimpleITK as sitk
+
     from napari_latentdirs.dicom.dciodvfy import dciodvfy_errors
 
     vol = np.round(stack[0])

@@ -35,6 +35,8 @@ def tiny_run(tmp_path_factory):
         label_boot=50,
         score_samples=60,
         memorization_samples=12,
+        gifs=2,
+        gif_frames=6,
         progress=False,
     )
     report = run_pipeline(cfg)

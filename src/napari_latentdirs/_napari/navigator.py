@@ -301,6 +301,9 @@ class LatentNavigator(QWidget):
             self.latent_label.setText(f"{self.n_spin.value()} random latents, seed {self.seed_spin.value()}")
             self.set_latents(random_latents(self.n_spin.value(), self.generator.latent_dim, self.seed_spin.value()))
             return
+        if self._jobs.running:
+            self.latent_label.setText("busy: wait for the running job to finish")
+            return
         if src == 1 and not hasattr(self.generator, "encode"):
             self.latent_label.setText("this generator has no encoder: use inversion (GAN)")
             return
@@ -489,6 +492,9 @@ class LatentNavigator(QWidget):
         """Export in the background (``kind`` is a suffix: .tif .gif .mp4 .png .dcmdir)."""
         if self._stack is None or self.current is None or self.streamer is None or self.directions is None:
             raise RuntimeError("nothing to export yet")
+        if self._jobs.running:
+            self.status.setText("busy: wait for the running export or inversion to finish")
+            return
         stack = self._stack.copy()
         req = self.current
         vi = int(self.viewer.dims.current_step[0]) if self.viewer.dims.ndim == 4 else 0

@@ -11,8 +11,10 @@ range this direction moves the factor by one natural standard deviation".
 
 - **effect** E_kj = |mean_i slope| (standardised), with a percentile
   bootstrap confidence interval over latents;
-- **significant effect** = the part of E_kj above ``z`` bootstrap standard
-  errors, which keeps probe noise on untouched factors out of the selectivity;
+- **significant effect** = the part of E_kj above ``z`` standard errors (the
+  larger of the bootstrap and the t-based one, z scaled to the t quantile for
+  few latents), which keeps probe noise on untouched factors out of the
+  selectivity;
 - **selectivity** = the top factor's significant effect over itself plus
   every other significant effect that is not one of its known physical
   consequences (``ProbeSet.consequences``; e.g. more fat also widens the
@@ -29,7 +31,9 @@ range this direction moves the factor by one natural standard deviation".
   groups; for six equally strong random mixtures the top share exceeds 0.6
   in about 1% of cases. Thresholds are stored with every result.
 - **consistency** = fraction of latents whose slope on the top factor has the
-  sign of the mean slope; **score** = top effect x consistency ranks directions.
+  sign of the mean slope; a label also needs ``min_consistency`` (0.75), else
+  the direction counts as "entangled" (it does different things to different
+  latents); **score** = top effect x consistency ranks directions.
 - **duplicates** are directions (with an effect) whose signed effect vectors
   have ``|cosine| >= duplicate_effect_corr`` *and* whose image changes
   G(z + a d) - G(z - a d) have mean |cosine| >= ``duplicate_image_corr``.
@@ -46,7 +50,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage
+from scipy import ndimage, stats
 
 from ..models.direction_set import DirectionSet
 
@@ -192,7 +196,8 @@ class LabelConfig:
     alphas: tuple[float, ...] = (-3.0, -1.5, 1.5, 3.0)
     selectivity_threshold: float = 0.6
     min_effect: float = 0.3  # significant standardised effect below which a direction does "nothing"
-    z: float = 2.0  # bootstrap standard errors subtracted for the significant effect
+    z: float = 2.0  # standard errors subtracted for the significant effect (widened to a t quantile for few latents)
+    min_consistency: float = 0.75  # share of latents that must agree on the sign of the top effect
     n_boot: int = 200
     top_fraction: float = 0.5  # a factor may explain a direction if its effect is >= this share of the largest
     duplicate_effect_corr: float = 0.9
@@ -474,7 +479,12 @@ def label_directions(
             warnings.simplefilter("ignore", RuntimeWarning)
             ci_lo[k] = np.nan_to_num(np.where((lo > 0) | (hi < 0), np.nanpercentile(absb, 2.5, axis=0), 0.0))
             ci_hi[k] = np.nan_to_num(np.nanpercentile(absb, 97.5, axis=0))
-        sig[k] = np.nan_to_num(np.maximum(np.abs(mean) - cfg.z * se, 0.0))
+        # The bootstrap SE underestimates with few latents; never go below the t-based one.
+        n_ok = np.maximum(np.sum(np.isfinite(t), 0), 2)
+        with np.errstate(all="ignore"):
+            se_t = np.nanstd(t, 0, ddof=1) / np.sqrt(n_ok)
+        mult = cfg.z * stats.t.ppf(0.975, n_ok - 1) / stats.norm.ppf(0.975)
+        sig[k] = np.nan_to_num(np.maximum(np.abs(mean) - mult * np.fmax(se, se_t), 0.0))
         j = int(np.argmax(sig[k])) if sig[k].max() > 0 else int(np.nanargmax(np.abs(mean)))
         tj = t[:, j]
         tj = tj[np.isfinite(tj)]
@@ -494,7 +504,7 @@ def label_directions(
     for k in range(K):
         if sig[k].max() < cfg.min_effect:
             labels.append(NO_EFFECT)
-        elif sel[k] < cfg.selectivity_threshold:
+        elif sel[k] < cfg.selectivity_threshold or consistency[k] < cfg.min_consistency:
             labels.append(ENTANGLED)
         else:
             labels.append(top[k])

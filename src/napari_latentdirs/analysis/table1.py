@@ -105,7 +105,7 @@ def run_cell(cell: str, generator: Any, out: str | Path, *, fingerprint: str = "
 
 
 def _row(cell: str, cfg: DirectionsConfig, metrics: dict[str, float], output: Path | None) -> dict[str, Any]:
-    return {"cell": cell, "steps": cfg.total_steps, "paper_steps": cell_config(cell).total_steps,
+    return {"cell": cell, "steps": cfg.total_steps, "steps_scale": cfg.steps_scale, "paper_steps": cell_config(cell).total_steps,
             "batch_size": cfg.batch_size, "rca": metrics["rca"], "shift_loss": metrics["shift_loss"],
             "shift_l1": metrics["shift_l1"], "paper_rca": PAPER[cell][0], "paper_shift_loss": PAPER[cell][1],
             "output": str(output) if output else None}
@@ -143,19 +143,30 @@ def run_table(generators: dict[str, Any], out: str | Path, *, steps_scale: float
 
 
 def write_table(rows: list[dict[str, Any]], out: Path, *, steps_scale: float, note: str = "") -> Path:
+    """Write table1.json / table1.md, merged with the cells an earlier invocation wrote there
+    (so subsets of cells, e.g. at different scales, build up one table)."""
     from ..utils.atomic import atomic_write_text
 
-    done = [r for r in rows if "rca" in r]
-    atomic_write_text(out / "table1.json", json.dumps({"steps_scale": steps_scale, "note": note, "rows": done}, indent=2))
+    merged: dict[str, dict[str, Any]] = {}
+    old = out / "table1.json"
+    if old.is_file():
+        previous = json.loads(old.read_text())
+        merged.update({r["cell"]: r for r in previous.get("rows", []) if r.get("cell") in CELLS})
+        note = note or previous.get("note", "")
+    merged.update({r["cell"]: {**r, "steps_scale": r.get("steps_scale", steps_scale)} for r in rows if "rca" in r})
+    done = [merged[c] for c in CELLS if c in merged]
+    atomic_write_text(old, json.dumps({"note": note, "rows": done}, indent=2))
     path = out / "table1.md"
-    atomic_write_text(path, render_markdown(done, steps_scale=steps_scale, note=note))
+    atomic_write_text(path, render_markdown(done, note=note))
     return path
 
 
-def render_markdown(rows: list[dict[str, Any]], *, steps_scale: float, note: str = "") -> str:
+def render_markdown(rows: list[dict[str, Any]], *, note: str = "") -> str:
     by_cell = {r["cell"]: r for r in rows}
     cols = list(COLUMNS)
-    lines = [f"Table 1 reproduction, steps scaled by {steps_scale:g} of the paper's (ours / paper).", ""]
+    scales = sorted({r.get("steps_scale", 1.0) for r in rows})
+    scale_text = " / ".join(f"{s:g}" for s in scales) or "-"
+    lines = [f"Table 1 reproduction, steps scaled by {scale_text} of the paper's (ours / paper).", ""]
     if note:
         lines += [note, ""]
     head = "| model | " + " | ".join(f"RCA {COLUMN_TITLES[c]} | L_s {COLUMN_TITLES[c]}" for c in cols) + " |"
@@ -172,10 +183,12 @@ def render_markdown(rows: list[dict[str, Any]], *, steps_scale: float, note: str
                 cells += [f"{row['rca']:.4f} / {p_rca:.4f}", f"{row['shift_loss']:.4f} / {p_ls:.4f}"]
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
     lines += ["", "L_s is gamma * mean |alpha_hat - alpha| (gamma = 0.25), the paper's convention. Per cell:", "",
-              "| cell | steps (paper) | batch | RCA | L_s | raw mean abs shift error |", "|---|---|---|---|---|---|"]
+              "| cell | steps (paper) | scale | batch | RCA | L_s | raw mean abs shift error |",
+              "|---|---|---|---|---|---|---|"]
     for name in CELLS:
         row = by_cell.get(name)
         if row is not None:
-            lines.append(f"| {name} | {row['steps']} ({row['paper_steps']}) | {row['batch_size']} | {row['rca']:.4f} | "
+            lines.append(f"| {name} | {row['steps']} ({row['paper_steps']}) | {row.get('steps_scale', 1.0):g} | "
+                         f"{row['batch_size']} | {row['rca']:.4f} | "
                          f"{row['shift_loss']:.4f} | {row['shift_l1']:.4f} |")
     return "\n".join(lines) + "\n"

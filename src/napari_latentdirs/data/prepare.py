@@ -162,7 +162,7 @@ def process_series(job: dict) -> dict:
     }
     # The json is the commit marker: written after the array is safely in place.
     atomic_write_text(parts / f"{name}.json", json.dumps(record))
-    return {"name": name, "status": "done", "n_slices": record["n_slices"]}
+    return {"name": name, "status": "done", "n_slices": record["n_slices"], "problems": vol.problems}
 
 
 _BUFFERS: dict[tuple[int, int, int], np.ndarray] = {}
@@ -289,6 +289,9 @@ def prepare(
         bar.update(len(job["paths"]))
         if result["status"] == "skipped":
             log.info("skipping series %s: %s", job["series_uid"], result["reason"])
+        elif result.get("problems"):
+            # Kept (the caller decides), but said out loud; also listed in index.json.
+            log.info("series %s: %s", job["series_uid"], "; ".join(result["problems"]))
         if on_series_done is not None:
             on_series_done(result)
 

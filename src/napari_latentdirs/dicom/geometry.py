@@ -11,6 +11,7 @@ into that view without resampling, and slices are ordered by increasing z
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -47,21 +48,30 @@ class Reorientation:
         return asdict(self)
 
 
-def orientation_vectors(iop, path=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Row, column and normal unit vectors; raises if IOP is not orthonormal."""
-    v = np.asarray([float(x) for x in iop], dtype=np.float64)
-    if v.shape != (6,) or not np.all(np.isfinite(v)):
+def check_orientation(iop, path=None) -> None:
+    """Raise unless IOP is 6 finite numbers forming two orthonormal vectors (pure Python: per-slice hot path)."""
+    try:
+        v = [float(x) for x in iop]
+    except (TypeError, ValueError) as e:
+        raise InvalidAttributeError(f"ImageOrientationPatient must be 6 numbers, got {iop!r}", path) from e
+    if len(v) != 6 or not all(math.isfinite(x) for x in v):
         raise InvalidAttributeError(f"ImageOrientationPatient must be 6 finite numbers, got {list(iop)}", path)
-    row, col = v[:3], v[3:]
-    nr, nc = np.linalg.norm(row), np.linalg.norm(col)
+    nr = math.sqrt(v[0] ** 2 + v[1] ** 2 + v[2] ** 2)
+    nc = math.sqrt(v[3] ** 2 + v[4] ** 2 + v[5] ** 2)
+    dot = v[0] * v[3] + v[1] * v[4] + v[2] * v[5]
     # Scanners write IOP with ~6 decimals; 1e-3 accepts rounding but not a garbled tag.
-    if abs(nr - 1) > 1e-3 or abs(nc - 1) > 1e-3 or abs(float(row @ col)) > 1e-3:
+    if abs(nr - 1) > 1e-3 or abs(nc - 1) > 1e-3 or abs(dot) > 1e-3:
         raise InvalidAttributeError(
-            f"ImageOrientationPatient is not orthonormal (|row|={nr:.4f}, |col|={nc:.4f}, "
-            f"row.col={float(row @ col):.4f})",
+            f"ImageOrientationPatient is not orthonormal (|row|={nr:.4f}, |col|={nc:.4f}, row.col={dot:.4f})",
             path,
         )
-    row, col = row / nr, col / nc
+
+
+def orientation_vectors(iop, path=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and normal unit vectors; raises if IOP is not orthonormal."""
+    check_orientation(iop, path)
+    v = np.asarray([float(x) for x in iop], dtype=np.float64)
+    row, col = v[:3] / np.linalg.norm(v[:3]), v[3:] / np.linalg.norm(v[3:])
     normal = np.cross(row, col)
     return row, col, normal / np.linalg.norm(normal)
 

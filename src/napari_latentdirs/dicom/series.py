@@ -75,7 +75,13 @@ class SliceInfo:
 
 @dataclass
 class CTVolume:
-    """A CT series as HU voxels (Z, Y, X), z inferior->superior, axial radiological view."""
+    """A CT series as HU voxels (Z, Y, X), z inferior->superior, axial radiological view.
+
+    ``hu`` is float32 HU (None only inside :class:`LazySeries` until filled);
+    ``spacing`` (z, y, x) mm with z from positions; ``problems`` lists duplicates,
+    gaps, non-uniform spacing, obliquity...; ``slices`` per-slice metadata;
+    ``meta`` series information (JSON-serialisable).
+    """
 
     hu: np.ndarray
     spacing: tuple[float, float, float]
@@ -295,7 +301,7 @@ def read_slice(path: str | os.PathLike) -> _Slice:
     _required(v, "PixelRepresentation", path)
     ipp = np.asarray(_finite(_required(v, "ImagePositionPatient", path, 3), "ImagePositionPatient", path))
     iop = tuple(_finite(_required(v, "ImageOrientationPatient", path, 6), "ImageOrientationPatient", path))
-    geometry.orientation_vectors(iop, path)
+    geometry.check_orientation(iop, path)
     ps = _finite(_required(v, "PixelSpacing", path, 2), "PixelSpacing", path)
     if min(ps) <= 0:
         raise InvalidAttributeError(f"PixelSpacing must be positive, got {ps}", path)

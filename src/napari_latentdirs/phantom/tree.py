@@ -149,7 +149,7 @@ def _write_patient(out: str, plan: PatientPlan, seed: int) -> dict:
     idx = order[keep]
     paths = write_ct_series(
         series_dir,
-        hu[idx],
+        hu if keep.all() else hu[idx],  # avoid copying a 100 MB volume
         acq.pixel_spacing_mm,
         geom.z_mm[idx],
         info=info,

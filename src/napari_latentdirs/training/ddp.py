@@ -127,10 +127,12 @@ def convert_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
 
 
 def wrap(module: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
-    """DDP-wrap ``module`` (after converting its BatchNorms) when running distributed."""
+    """DDP-wrap ``module`` when running distributed.
+
+    Call :func:`convert_batchnorm` first, before creating the optimiser.
+    """
     if not info.enabled:
         return module
-    convert_batchnorm(module, device)
     ids = [device.index] if device.type == "cuda" else None
     # Buffers (BN running stats) are kept equal by the synchronised statistics.
     return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)

@@ -127,6 +127,8 @@ class Trainer:
             if self.channels_last:
                 m.to(memory_format=torch.channels_last)
             m.train()
+            if self.dist.enabled:  # before the optimisers: conversion makes new BN parameters
+                ddp.convert_batchnorm(m, self.device)
         self.make_optimizers()
         self.wrapped = {k: ddp.wrap(m, self.dist, self.device) for k, m in self.modules.items()}
 

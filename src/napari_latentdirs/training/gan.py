@@ -73,7 +73,7 @@ class GANTrainer(Trainer):
             x = random_affine(x, *draw_affine(aug))
 
         def noisy(t: torch.Tensor, i: int) -> torch.Tensor:
-            return t + noise[i].to(t.dtype) if sd > 0 else t
+            return t + noise[i].to(t.dtype) if sd > 0 else t * 1.0
 
         # Discriminator step: real (smoothed targets) and fake (target 0), separate batches.
         opt_d.zero_grad(set_to_none=True)
