@@ -53,6 +53,8 @@ def main() -> None:
     ap.add_argument("--phantom", type=int, default=256, help="phantom slices to train on")
     ap.add_argument("--nice", type=int, default=None, help="override the worker thread's nice value")
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads during training")
+    ap.add_argument("--flush-ms", type=int, default=None, help="override the dock's widget refresh period")
+    ap.add_argument("--no-napari-progress", action="store_true", help="diagnosis: no napari.utils.progress bar")
     args = ap.parse_args()
     ensure_display()
     os.environ["LATENTDIRS_SYNC_WORKERS"] = "0"
@@ -66,6 +68,10 @@ def main() -> None:
     dock = TrainingDock(viewer)
     if args.nice is not None:
         dock.runner._nice = args.nice
+    if args.no_napari_progress:
+        dock.runner._progress_desc = None
+    if args.flush_ms is not None:
+        dock._flush_timer.setInterval(args.flush_ms)
     if args.threads is not None:
         import torch
 

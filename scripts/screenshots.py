@@ -65,7 +65,7 @@ def main() -> None:
 
         g = Generator(dcgan_config("tiny")).eval().requires_grad_(False)
         nav.set_model(g, DirectionSet(np.eye(32, 8, dtype=np.float32), "axes"), "random tiny DCGAN")
-    nav.window_combo.setCurrentText("lung")
+    nav.window_combo.setCurrentText("mediastinum")
     nav.direction_list.setCurrentRow(min(3, nav.direction_list.count() - 1))
     v.dims.set_current_step(1, nav.frames_spin.value() - 4)
     shot(v, "navigator.png")
@@ -74,8 +74,10 @@ def main() -> None:
     v, rev = viewer_with("Review directions")
     if "vae" in demos:
         m = demo_model("vae")
+        rev.demo_combo.setCurrentIndex(2)
         rev.n_latents.setValue(6)
         rev.start(m.generator, m.directions)
+        v.dims.set_current_step(1, 15)
         rev.label_combo.setCurrentText("z-position")
         rev.rating_group.button(4).setChecked(True)
         rev.notes.setPlainText("moves from apex to diaphragm; slight size change")

@@ -60,7 +60,7 @@ class PipelineConfig:
     # generators (None = the training config's default)
     gan_epochs: int | None = 40
     vae_epochs: int | None = 40
-    gan_max_steps: int | None = 300
+    gan_max_steps: int | None = 200
     vae_max_steps: int | None = 60
     gan_batch: int | None = 32
     vae_batch: int | None = 16
@@ -70,7 +70,7 @@ class PipelineConfig:
     # directions
     # steps per (generator, reconstructor); empty: the paper's counts x direction_steps_scale
     direction_steps: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {"vae": {"lenet": 40, "resnet": 20}, "gan": {"lenet": 200, "resnet": 60}}
+        default_factory=lambda: {"vae": {"lenet": 24, "resnet": 12}, "gan": {"lenet": 120, "resnet": 40}}
     )
     direction_steps_scale: float | None = None  # paper preset: None = the paper's counts
     direction_batch: int = 16

@@ -36,7 +36,7 @@ def test_scaled_table_runs_writes_markdown_and_reuses_finished_cells(tmp_path):
     assert "steps scaled by 0.0001" in md and "analytic test" in md
     assert f"{rows[0]['rca']:.4f} / {PAPER['gan_lenet_unit_k32'][0]:.4f}" in md
     assert f"{rows[1]['shift_loss']:.4f} / {PAPER['gan_resnet_ortho_k32'][1]:.4f}" in md
-    assert json.loads((tmp_path / "table1.json").read_text())["rows"][0]["cell"] == cells[0]
+    assert {r["cell"] for r in json.loads((tmp_path / "table1.json").read_text())["rows"]} == set(cells)
     out = tmp_path / cells[0] / "directions.safetensors"
     stamp = out.stat().st_mtime_ns
     again = run_table({"gan": "analytic"}, tmp_path, **kw)
@@ -44,8 +44,9 @@ def test_scaled_table_runs_writes_markdown_and_reuses_finished_cells(tmp_path):
 
 
 def test_directions_command_refuses_to_overwrite_and_resumes(tmp_path, capsys):
-    args = ["directions", "--generator", "analytic", "--out", str(tmp_path / "run"), "--steps", "2",
-            "--batch-size", "4", "--eval-batches", "1", "--K", "5", "--device", "cpu"]
+    common = ["directions", "--generator", "analytic", "--out", str(tmp_path / "run"), "--batch-size", "4",
+              "--eval-batches", "1", "--K", "5", "--device", "cpu"]
+    args = [*common, "--steps", "2"]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     ds = DirectionSet.load(result["output"])
@@ -53,7 +54,7 @@ def test_directions_command_refuses_to_overwrite_and_resumes(tmp_path, capsys):
     assert main(args) == 2
     assert "--resume" in capsys.readouterr().err
     # Resuming a finished run with more steps continues it.
-    assert main([*args[:-6], "--steps", "3", *args[-6:][2:], "--resume"]) == 0
+    assert main([*common, "--steps", "3", "--resume"]) == 0
     assert DirectionSet.load(result["output"]).meta["steps"] == 3
 
 

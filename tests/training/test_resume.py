@@ -64,3 +64,20 @@ def test_stop_before_first_step_leaves_valid_checkpoint(tmp_path):
     assert isinstance(events[-1], Stopped) and events[-1].step == 0
     g = load_generator(events[-1].checkpoint)  # a training checkpoint loads as a generator
     assert g.generate(torch.randn(2, 32)).shape == (2, 1, 128, 128)
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    from napari_latentdirs.training.config import load_config
+
+    root = Path(__file__).resolve().parents[2] / "training"
+    gan = load_config(root / "gan_paper.yaml")
+    vae = load_config(root / "vae_paper.yaml")
+    assert (gan.epochs, gan.batch_size, gan.lr, gan.betas, gan.select_last) == (50, 128, 2e-4, (0.5, 0.999), 5)
+    assert (vae.epochs, vae.batch_size, vae.lr, vae.beta) == (50, 128, 1e-4, 0.01)
+    assert gan.model_config().g_width == 128 and vae.model_config().width == 64
+    for name in ("gan_phantom.yaml", "vae_phantom.yaml"):
+        assert load_config(root / name).preset == "tiny"
+    with pytest.raises(ValueError, match="config is for .vae., not .gan."):
+        load_config(root / "vae_paper.yaml", "gan")

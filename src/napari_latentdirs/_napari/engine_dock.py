@@ -191,7 +191,6 @@ class EngineDock(QWidget):
             return
         self.flush()
         if isinstance(ev, EpochEnd):
-            self.plot.add(ev.step, {f"epoch/{k}": v for k, v in ev.metrics.items()})
             self.status.setText(f"epoch {ev.epoch} done: " + ", ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items()))
         elif isinstance(ev, CheckpointSaved):
             self.status.setText(f"checkpoint at step {ev.step}: {ev.path}")

@@ -209,7 +209,8 @@ class LatentNavigator(QWidget):
         from napari.layers import Image
 
         current = self.ct_combo.currentText()
-        names = [ly.name for ly in self.viewer.layers if isinstance(ly, Image) and ly is not self._layer]
+        # CT slices are 2-D or 3-D image layers; the generated (latent, shift, y, x) stacks are not
+        names = [ly.name for ly in self.viewer.layers if isinstance(ly, Image) and ly.ndim in (2, 3) and ly.name != LAYER_NAME]
         self.ct_combo.clear()
         self.ct_combo.addItems(names)
         if current in names:
@@ -237,14 +238,23 @@ class LatentNavigator(QWidget):
 
             show_error(f"the bundled {name} demo is not installed; run training/make_demo_models.py")
             return
-        self.load(m.generator, m.directions, name=f"demo {name.upper()}")
+        # the file fields stay for the user's own files: Load with them empty offers a demo again
+        self.load(m.generator, m.directions, name=f"demo {name.upper()}", show_paths=False)
 
-    def load(self, generator_path: str | Path, directions_path: str | Path | None = None, name: str | None = None) -> None:
+    def load(
+        self,
+        generator_path: str | Path,
+        directions_path: str | Path | None = None,
+        name: str | None = None,
+        show_paths: bool = True,
+    ) -> None:
         from ..models.registry import load_generator
 
         gen = load_generator(generator_path)
         ds = DirectionSet.load(directions_path) if directions_path else None
         self.set_model(gen, ds, name or Path(generator_path).stem)
+        if not show_paths:
+            return
         self.generator_edit.value = str(generator_path)
         if directions_path:
             self.directions_edit.value = str(directions_path)

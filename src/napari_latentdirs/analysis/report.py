@@ -109,7 +109,7 @@ def _label_table(res: LabelResult, max_rows: int = 40) -> str:
             f'<td>{row["effect"]:.2f} {row["sign"]}</td><td class="small">[{row["ci"][0]:.2f}, {row["ci"][1]:.2f}]</td>'
             f'<td>{row["selectivity"]:.2f}</td><td>{row["consistency"]:.2f}</td><td>{"" if g is None else "G" + str(g)}</td>{cells}</tr>'
         )
-    more = "" if res.K <= max_rows else f'<p class="small muted">{res.K - max_rows} more directions in the label file.</p>'
+    more = "" if max_rows >= res.K else f'<p class="small muted">{res.K - max_rows} more directions in the label file.</p>'
     return (
         '<table><tr><th>rank</th><th>dir</th><th class="l">label</th><th>effect</th><th>95% CI</th><th>selectivity</th>'
         f"<th>consistency</th><th>dup.</th>{fac_head}</tr>" + "".join(rows) + "</table>" + more
@@ -186,8 +186,8 @@ def render(run: str | Path) -> Path:
     if gens:
         rows = "".join(
             f'<tr><td class="l">{_e(k)}</td><td class="l small">{_e(v.get("fingerprint", "")[:12])}</td>'
-            + f"<td>{_f(v.get('fid'), 1)}</td><td>{v.get('train_slices', '')}</td><td>{_f(v.get('seconds'), 0)}</td>"
-            + "</tr>"
+             f"<td>{_f(v.get('fid'), 1)}</td><td>{v.get('train_slices', '')}</td><td>{_f(v.get('seconds'), 0)}</td>"
+             "</tr>"
             for k, v in gens.items()
         )
         body.append(

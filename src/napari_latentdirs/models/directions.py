@@ -90,6 +90,7 @@ class DirectionModel(nn.Module):
 
 def orthonormality_error(A: torch.Tensor) -> float:
     """max |A^T A - I|."""
+    A = A.detach()  # noqa: N806
     eye = torch.eye(A.shape[1], dtype=A.dtype, device=A.device)
     return float((A.T @ A - eye).abs().max())
 

@@ -177,13 +177,18 @@ class Trainer:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp)
 
-    def backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+    def backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
+
+    def optimizer_step(self, opt: torch.optim.Optimizer) -> None:
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
             self.scaler.step(opt)
         else:
-            loss.backward()
             opt.step()
+
+    def backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        self.backward(loss)
+        self.optimizer_step(opt)
 
     def prepare_batch(self, x: torch.Tensor) -> torch.Tensor:
         if isinstance(x, (list, tuple)):

@@ -76,15 +76,20 @@ class GANTrainer(Trainer):
             return t + noise[i].to(t.dtype) if sd > 0 else t * 1.0
 
         # Discriminator step: real (smoothed targets) and fake (target 0), separate batches.
+        # One forward, one backward each, as the reference: DDP all-reduces after each
+        # backward and the two averaged gradients add up in .grad.
         opt_d.zero_grad(set_to_none=True)
         with self.autocast():
             fake = G(z)
             out_real = D(noisy(x, 0))
+            loss_real = F.binary_cross_entropy_with_logits(out_real.float(), real_t)
+        self.backward(loss_real)
+        with self.autocast():
             out_fake = D(noisy(fake.detach(), 1))
-            loss_d = F.binary_cross_entropy_with_logits(out_real.float(), real_t) + F.binary_cross_entropy_with_logits(
-                out_fake.float(), torch.zeros_like(real_t)
-            )
-        self.backward_step(loss_d, opt_d)
+            loss_fake = F.binary_cross_entropy_with_logits(out_fake.float(), torch.zeros_like(real_t))
+        self.backward(loss_fake)
+        self.optimizer_step(opt_d)
+        loss_d = loss_real.detach() + loss_fake.detach()
 
         # Generator step through a frozen D (no D weight gradients, no D all-reduce).
         opt_g.zero_grad(set_to_none=True)
@@ -94,7 +99,8 @@ class GANTrainer(Trainer):
             with ctx, self.autocast():
                 out_gen = D(noisy(fake, 2))
                 loss_g = F.binary_cross_entropy_with_logits(out_gen.float(), torch.ones_like(real_t))
-            self.backward_step(loss_g, opt_g)
+            self.backward(loss_g)
+            self.optimizer_step(opt_g)
         finally:
             d_params.requires_grad_(True)
         if self.scaler is not None:
