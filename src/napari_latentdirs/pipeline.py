@@ -90,6 +90,7 @@ class PipelineConfig:
     memorization_samples: int = 200
     gifs: int = 8  # animated directions in the report (VAE main set)
     gif_frames: int = 12
+    fig8_latents: int = 24  # the paper's Fig. 8 shows 24
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -590,7 +591,8 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
     if zp:
         G = gens[man.data["sets"][zp["set"]]["generator"]]  # noqa: N806
         d = DirectionSet.load(man.data["sets"][zp["set"]]["path"]).A[:, zp["direction"]]
-        fig["fig8"] = figs.fig_latents_along(G, d / np.linalg.norm(d), rdir / "fig8_z_position.png", seed=cfg.seed, window=window,
+        fig["fig8"] = figs.fig_latents_along(G, d / np.linalg.norm(d), rdir / "fig8_z_position.png", n=cfg.fig8_latents,
+                                             seed=cfg.seed, window=window,
                                              title=f"z-position: {zp['set']} #{zp['direction']}").name
 
     # Interpolation and memorization need real slices.

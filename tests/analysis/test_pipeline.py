@@ -37,6 +37,7 @@ def tiny_run(tmp_path_factory):
         memorization_samples=12,
         gifs=2,
         gif_frames=6,
+        fig8_latents=4,
         progress=False,
     )
     report = run_pipeline(cfg)

@@ -26,7 +26,8 @@ def phantom_or_ellipses(n: int, seed: int = 0) -> TensorSlices:
 
 
 def tiny_cfg(kind: str, **kw):
-    base = {"preset": "tiny", "batch_size": 8, "epochs": 2, "fid": False, "sample_every": 0, "log_every": 1}
+    base = {"preset": "tiny", "batch_size": 4, "epochs": 2, "fid": False, "sample_every": 0, "log_every": 1,
+            "n_samples": 4, "fid_samples": 8}
     return config_from_dict(kind, {**base, **kw})
 
 

@@ -28,15 +28,15 @@ def test_checkpoint_round_trip_and_contents(tmp_path):
     assert meta["kind"] == "dcgan" and meta["config"]["g_width"] == 4
     assert meta["train_config"]["lr"] == 2e-4 and meta["train_config"]["betas"] == [0.5, 0.999]
     assert meta["preprocessing"] == {"hu_min": -1000.0, "hu_max": 2000.0, "size": 128}
-    assert meta["data_fingerprint"] == data.fingerprint and meta["step"] == 2 and meta["epoch"] == 1
+    assert meta["data_fingerprint"] == data.fingerprint and meta["step"] == 4 and meta["epoch"] == 1
     # a fresh trainer loads model, optimiser and step exactly
     fresh = GANTrainer(cfg, data, tmp_path)
-    assert fresh.try_resume() and fresh.step == 2
+    assert fresh.try_resume() and fresh.step == 4
     G = load_generator(tmp_path / "checkpoints" / "last.safetensors")
     for k, v in G.state_dict().items():
         assert torch.equal(v, fresh.modules["G"].state_dict()[k])
     st = fresh.optimizers["D"].state_dict()["state"]
-    assert st and all(float(s["step"]) == 2 for s in st.values())
+    assert st and all(float(s["step"]) == 4 for s in st.values())
 
 
 def test_pickled_checkpoint_refused(tmp_path):

@@ -17,8 +17,8 @@ from napari_latentdirs.training.state import read_metrics
 
 
 def test_tiny_gan_trains_on_phantom(tmp_path):
-    data = phantom_or_ellipses(64)
-    cfg = tiny_cfg("gan", epochs=3, sample_every=10, n_samples=4)  # 8 steps/epoch -> 24 iterations
+    data = phantom_or_ellipses(32)
+    cfg = tiny_cfg("gan", epochs=3, sample_every=10)  # 8 steps/epoch of 4 -> 24 iterations
     events = run_all(train_gan, cfg, data, tmp_path)
     assert isinstance(events[0], Started) and events[0].total_steps == 24
     steps = [e for e in events if isinstance(e, Step)]
@@ -49,14 +49,14 @@ def test_instance_noise_schedule():
 
 def test_instance_noise_really_reaches_the_discriminator(tmp_path):
     """Hook D's input: noisy before the midpoint, exactly clean from it on."""
-    data = phantom_or_ellipses(16)
-    cfg = tiny_cfg("gan", epochs=10, batch_size=16, augment=False)  # 10 steps, midpoint 5
+    data = phantom_or_ellipses(8)
+    cfg = tiny_cfg("gan", epochs=10, batch_size=8, augment=False)  # 10 steps, midpoint 5
     trainer = GANTrainer(cfg, data, tmp_path)
     seen: list[torch.Tensor] = []
     fakes: list[torch.Tensor] = []
     trainer.modules["D"].register_forward_pre_hook(lambda m, a: seen.append(a[0].detach().clone()))
     trainer.modules["G"].register_forward_hook(lambda m, a, out: fakes.append(out.detach().clone()))
-    x = torch.stack([data[i] for i in range(16)])
+    x = torch.stack([data[i] for i in range(8)])
     for step, expect_noise in [(0, True), (3, True), (5, False), (9, False)]:
         seen.clear()
         fakes.clear()

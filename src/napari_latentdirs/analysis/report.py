@@ -227,7 +227,7 @@ def render(run: str | Path) -> Path:
             f"consistent in {100 * zp['consistency']:.0f}% of latents; selectivity {zp['selectivity']:.2f}; label <b>{_e(zp['label'])}</b>). "
             f"The strongest z-level effect of a random direction is {zp.get('random_effect', float('nan')):.2f}.</p>"
         )
-        body.append(_img(figs.get("fig8", "fig8_z_position.png"), "Fig. 8 layout: 24 random latents shifted along the z-position direction.", out_dir))
+        body.append(_img(figs.get("fig8", "fig8_z_position.png"), "Fig. 8 layout: random latents shifted along the z-position direction.", out_dir))
 
     body.append("<h2>Discovered directions</h2>")
     for key, cap in (("fig2_vae", "Fig. 2 layout, VAE"), ("fig2_gan", "Fig. 2 layout, GAN")):
