@@ -509,8 +509,15 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
         z, V = base[info["generator"]]  # noqa: N806
         ok = np.all(np.isfinite(V), axis=1)
         codes = _codes(z[ok], ds.A)
-        row: dict[str, Any] = {**info, "K": ds.K, "method": ds.method, "labels_path": str(lpath)}
+        row: dict[str, Any] = {**info, "K": ds.K, "method": ds.method, "labels_path": str(lpath),
+                               "valid_fraction": res.valid_fraction}
+        if res.valid_fraction < 0.5:
+            summary["warnings"].append(
+                f"{name}: the {probes.name} probes accepted only {100 * res.valid_fraction:.0f}% of the generator's samples "
+                "(no body-like image): its labels and scores carry little meaning")
         try:
+            if ok.sum() < 20:
+                raise ValueError(f"only {int(ok.sum())} of {len(ok)} samples could be measured")
             row["mig"] = mig(codes, V[ok]).mig
             d = dci(codes, V[ok])
             row.update(dci_d=d.disentanglement, dci_c=d.completeness, dci_i=d.informativeness)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pytest
 
 from napari_latentdirs.analysis.labelling import ENTANGLED, NO_EFFECT, LabelResult
@@ -71,14 +70,23 @@ def test_every_direction_of_the_phantom_vae_is_labelled(tiny_run):
         allowed = set(res.factors) | {ENTANGLED, NO_EFFECT}
         assert set(res.labels) <= allowed
         assert sorted(res.rank.tolist()) == list(range(1, 33))
-        for key in ("mig", "dci_d", "dci_c", "selectivity"):
-            assert 0.0 <= s[key] <= 1.0, (s["name"], key, s[key])
+        assert 0.0 <= s["selectivity"] <= 1.0
+        assert 0.0 <= s["valid_fraction"] <= 1.0
+        # A VAE trained for a few CPU steps may not draw a body yet: then the probes refuse its
+        # samples, every direction is "no effect", and the report says why instead of scoring noise.
+        if s["valid_fraction"] < 0.5:
+            assert any(s["name"] in w for w in summary["warnings"])
+            assert set(res.labels) == {NO_EFFECT}
+        if "mig" in s:
+            for key in ("mig", "dci_d", "dci_c"):
+                assert 0.0 <= s[key] <= 1.0, (s["name"], key, s[key])
+        else:
+            assert any(s["name"] in w and "scores not computed" in w for w in summary["warnings"])
     rows = {(r["generator"], r["reconstructor"], r["config"]): r for r in summary["table1"]}
     cell = rows[("vae", "lenet", "unit32")]
     assert 0.0 <= cell["rca"] <= 1.0 and cell["ls"] >= 0.0
     assert summary["interpolation"]["vae"]["method"] == "encoder"
     assert summary["memorization"]["vae"]["ratio"] > 0
-    assert "z_position" in summary
 
 
 def test_report_command_rerenders_with_a_review(tiny_run, capsys):
@@ -95,4 +103,4 @@ def test_report_command_rerenders_with_a_review(tiny_run, capsys):
     assert str(report.resolve()) in capsys.readouterr().out
     html = report.read_text()
     assert "dr_test" in html and "wider body" in html
-    assert np.isfinite(json.loads((out / "analysis" / "summary.json").read_text())["direction_sets"][0]["mig"])
+    assert json.loads((out / "analysis" / "summary.json").read_text())["direction_sets"]

@@ -72,14 +72,21 @@ class ProbeSet:
     # Known physical consequences: a change of the key factor also moves these probes, so their
     # effects do not count against its selectivity (e.g. more subcutaneous fat widens the body).
     consequences: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Optional gate (N, H, W) -> (N,) bool: images the probes can be trusted on. Measurements of
+    # other images become NaN, so a generator that draws no body cannot produce labels.
+    valid: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """(N, H, W) -> (N, F) factor matrix in ``self.factors`` order."""
-        out = self.measure(np.asarray(x, dtype=np.float32))
+        x = np.asarray(x, dtype=np.float32)
+        out = self.measure(x)
         missing = [f for f in self.factors if f not in out]
         if missing:
             raise KeyError(f"probe set {self.name!r} did not return {missing}")
-        return np.stack([np.asarray(out[f], dtype=np.float64) for f in self.factors], axis=1)
+        f = np.stack([np.asarray(out[f], dtype=np.float64) for f in self.factors], axis=1)
+        if self.valid is not None:
+            f[~np.asarray(self.valid(x), dtype=bool)] = np.nan
+        return f
 
 
 def size_family(factors: tuple[str, ...]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -120,7 +127,20 @@ def phantom_probes() -> ProbeSet:
     names = tuple(probes.PROBE_NAMES)
     periods = dict(getattr(probes, "PERIODS", {"rotation": 90.0}))
     decompose = size_family(names) if {"width", "height", "size"} <= set(names) else None
-    return ProbeSet("phantom", names, probes.measure, periods, decompose, PHANTOM_CONSEQUENCES)
+    return ProbeSet("phantom", names, probes.measure, periods, decompose, PHANTOM_CONSEQUENCES, body_like)
+
+
+def body_like(x: np.ndarray) -> np.ndarray:
+    """Images that look like an axial CT slice: air around the border and a body of
+    5-90 % of the field (HU > -400). Noise or empty images from a failed generator are not."""
+    from ..data.preprocess import DEFAULT
+
+    hu = DEFAULT.model_to_hu(np.asarray(x, dtype=np.float32).reshape(-1, *np.shape(x)[-2:]))
+    b = max(2, hu.shape[-1] // 32)
+    border = np.concatenate([hu[:, :b].reshape(len(hu), -1), hu[:, -b:].reshape(len(hu), -1),
+                             hu[:, :, :b].reshape(len(hu), -1), hu[:, :, -b:].reshape(len(hu), -1)], axis=1)
+    body = (hu > -400.0).mean((1, 2))
+    return (np.median(border, axis=1) < -700.0) & (body > 0.05) & (body < 0.9)
 
 
 #: Verified on the phantom itself (tests/analysis/test_labelling.py renders the phantom along each
@@ -228,6 +248,7 @@ class LabelResult:
     groups: list[list[int]]  # duplicate groups (size >= 2)
     factor_sd: np.ndarray  # (F,) natural spread used for standardising
     config: dict[str, Any]
+    valid_fraction: float = 1.0  # share of unshifted samples the probes accepted
 
     @property
     def K(self) -> int:  # noqa: N802
@@ -427,6 +448,7 @@ def label_directions(
 
     x0 = generate_images(generator, z0, cfg.batch_size)
     f0 = probes(x0)  # (n, F)
+    valid_fraction = float(np.mean(np.any(np.isfinite(f0), axis=1)))
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # a probe that failed on every image is all-NaN
         sd = np.array([
@@ -485,6 +507,8 @@ def label_directions(
             se_t = np.nanstd(t, 0, ddof=1) / np.sqrt(n_ok)
         mult = cfg.z * stats.t.ppf(0.975, n_ok - 1) / stats.norm.ppf(0.975)
         sig[k] = np.nan_to_num(np.maximum(np.abs(mean) - mult * np.fmax(se, se_t), 0.0))
+        # Too few measurable latents (a generator that mostly draws no body): no evidence.
+        sig[k] = np.where(np.sum(np.isfinite(t), 0) >= max(3, n // 2), sig[k], 0.0)
         j = int(np.argmax(sig[k])) if sig[k].max() > 0 else int(np.nanargmax(np.abs(mean)))
         tj = t[:, j]
         tj = tj[np.isfinite(tj)]
@@ -533,4 +557,5 @@ def label_directions(
         groups=groups,
         factor_sd=sd,
         config=asdict(cfg),
+        valid_fraction=valid_fraction,
     )
