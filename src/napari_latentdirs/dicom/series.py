@@ -453,12 +453,16 @@ class LazySeries:
         return self.volume
 
 
-def read_series_lazy(paths: Sequence[str | os.PathLike]) -> LazySeries:
-    """Like :func:`read_series` (same checks and errors) but HU are filled on demand."""
+def read_series_lazy(paths: Sequence[str | os.PathLike], *, padding_stats: bool = True) -> LazySeries:
+    """Like :func:`read_series` (same checks and errors) but HU are filled on demand.
+
+    ``padding_stats=False`` leaves ``meta["padded_fraction"]`` as None: counting
+    padding pixels is a full pass over the pixels that ``prepare`` does not need.
+    """
     paths = [Path(p) for p in paths]
     if not paths:
         raise EmptySeriesError("no files given for the series")
-    return plan_series([read_slice(p) for p in paths])
+    return plan_series([read_slice(p) for p in paths], padding_stats=padding_stats)
 
 
 def assemble(slices: list[_Slice]) -> CTVolume:
@@ -466,7 +470,7 @@ def assemble(slices: list[_Slice]) -> CTVolume:
     return plan_series(slices).materialize()
 
 
-def plan_series(slices: list[_Slice]) -> LazySeries:
+def plan_series(slices: list[_Slice], *, padding_stats: bool = True) -> LazySeries:
     """Sort, de-duplicate and check validated slices; HU are produced later."""
     if not slices:
         raise EmptySeriesError("no slices to assemble")
@@ -501,7 +505,7 @@ def plan_series(slices: list[_Slice]) -> LazySeries:
     ny, nx = (first.cols, first.rows) if plan.transpose else (first.rows, first.cols)
     n_voxels = len(kept) * ny * nx
     padded = 0
-    for s in kept:
+    for s in kept if padding_stats else ():
         if s.padding is not None:
             lo, hi = s.padding
             mask = (s.raw == lo) if lo == hi else ((s.raw >= lo) & (s.raw <= hi))
@@ -546,7 +550,7 @@ def plan_series(slices: list[_Slice]) -> LazySeries:
         "rescale_slopes": sorted({s.slope for s in kept}),
         "rescale_intercepts": sorted({s.intercept for s in kept}),
         "padding_hu": pad_hu,
-        "padded_fraction": padded / n_voxels if n_voxels else 0.0,
+        "padded_fraction": (padded / n_voxels if n_voxels else 0.0) if padding_stats else None,
         "shape": [len(kept), ny, nx],
         "problems": list(problems),
     }
