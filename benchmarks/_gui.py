@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import time
+
+import _machine
 
 
 def ensure_display() -> None:
@@ -24,17 +25,7 @@ def ensure_display() -> None:
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return f"{cpu}; {os.cpu_count()} logical CPUs (load average {load}); torch {torch.__version__} with {torch.get_num_threads()} threads; Python {platform.python_version()}"
+    return f"{_machine.machine()}; torch {torch.__version__} with {torch.get_num_threads()} threads"
 
 
 def wait_until(app, predicate, timeout_s: float = 60.0) -> None:

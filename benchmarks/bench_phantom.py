@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import tempfile
 import time
@@ -26,22 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from _machine import machine
 from napari_latentdirs.dicom.write import write_ct_series
 from napari_latentdirs.phantom import sample_slices, write_phantom_tree
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu}; {os.cpu_count()} logical CPUs; load avg {load:.1f}; Python {platform.python_version()}"
 
 
 def cpu_seconds() -> float:
