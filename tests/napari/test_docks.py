@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
@@ -48,16 +50,20 @@ def _tiny_training(widget, tmp_path, steps=6):
     widget.out_edit.value = str(tmp_path)
 
 
-def test_training_starts_reports_progress_stops_and_resumes(make_napari_viewer, threaded_workers, tmp_path, qtbot):
+@pytest.mark.parametrize("where", ["child process", "worker thread"])
+def test_training_starts_reports_progress_stops_and_resumes(make_napari_viewer, threaded_workers, tmp_path, qtbot, monkeypatch, where):
+    monkeypatch.setenv("LATENTDIRS_ENGINE_IN_THREAD", "1" if where == "worker thread" else "0")
     viewer = make_napari_viewer()
     _, dock = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Train generator")
-    _tiny_training(dock, tmp_path, steps=8)
+    _tiny_training(dock, tmp_path, steps=60)  # long enough that the stop lands mid-run
+    assert dock.runner.isolates(dock.make_engine(tmp_path / "probe", resume=False)) == (where == "child process")
     events = _record(dock)
     dock.start()
     assert dock.state == "running" and not dock.start_btn.isEnabled()
     qtbot.waitUntil(lambda: any(isinstance(e, Step) and e.step >= 2 for e in events), timeout=60000)
     dock.stop()
-    qtbot.waitUntil(lambda: dock.state == "stopped", timeout=60000)
+    qtbot.waitUntil(lambda: dock.state in ("stopped", "finished", "failed"), timeout=60000)
+    assert dock.state == "stopped", dock.status.text()
     stopped = [e for e in events if isinstance(e, Stopped)]
     assert stopped and stopped[0].checkpoint is not None and stopped[0].checkpoint.exists()
     assert 0 < dock.bar.value() < dock.bar.maximum() and "ETA" in dock.eta_label.text()
@@ -80,9 +86,15 @@ def test_closing_the_viewer_stops_training_leaving_no_thread(make_napari_viewer,
     events = _record(dock)
     dock.start()
     qtbot.waitUntil(lambda: any(isinstance(e, Step) for e in events), timeout=60000)
-    runner = dock.runner
+    runner, runner_run_dir = dock.runner, dock.run_dir
+    assert runner.isolates(dock.make_engine(tmp_path / "probe", resume=False))
+    pid = runner.child_pid
+    assert pid is not None and Path(f"/proc/{pid}").exists()  # the engine runs in a child process ...
     viewer.close()
     assert not runner.thread_alive and runner.stop_requested
+    assert not Path(f"/proc/{pid}").exists()  # ... which stopped (and was reaped) with the viewer
+    # the engine checkpointed on its way out (its Stopped event is never delivered: the dock is gone)
+    assert list(runner_run_dir.glob("checkpoints/*.safetensors")), sorted(runner_run_dir.rglob("*"))
 
 
 def test_worker_exception_notifies_and_widget_recovers(make_napari_viewer, threaded_workers, tmp_path, saved_model, qtbot):

@@ -14,9 +14,9 @@ from magicgui.widgets import FileEdit
 from qtpy.QtWidgets import QComboBox, QFormLayout, QSpinBox
 
 from ..analysis.demo import DEMO_NAMES, demo_model
-from ..events import Finished, Started, Step
+from ..engine_process import EngineJob
+from ..events import Finished, Step
 from .engine_dock import EngineDock
-from .workers import EngineFactory
 
 METHODS = {
     "Voynov & Babenko (learned)": "voynov",
@@ -97,18 +97,15 @@ class DirectionsDock(EngineDock):
             if acc is not None and ls is not None:
                 self.metrics_label.setText(f"final RCA {acc:.3f}   L_s {ls:.4f}")
 
-    def make_engine(self, run_dir: Path, resume: bool) -> EngineFactory:
-        from ..training.directions import resolve_generator
-
+    def make_engine(self, run_dir: Path, resume: bool) -> EngineJob:
         spec = self.generator_path()
         method = METHODS[self.method_combo.currentText()]
-        device = self.device
         K = self.k_spin.value()  # noqa: N806
         seed = self.seed_spin.value()
         if method != "voynov":
-            return lambda stop: _baseline_engine(method, spec, K, seed, run_dir)
+            return EngineJob("napari_latentdirs.training.jobs:baseline_job", {"method": method, "spec": spec, "K": K, "seed": seed, "run_dir": str(run_dir)})
         from ..models.registry import generator_meta
-        from ..training.directions import DirectionsConfig, train_directions
+        from ..training.directions import DirectionsConfig
 
         kind = {"dcgan": "gan", "vae": "vae"}.get(generator_meta(spec).get("kind", ""), "gan")
         cfg = DirectionsConfig(  # the dataclass validates here, on the GUI thread, with a message
@@ -118,32 +115,11 @@ class DirectionsDock(EngineDock):
             steps=self.steps_spin.value() or None,
             batch_size=self.batch_spin.value(),
             seed=seed,
-            device=device,
+            device=self.device,
             generator_kind=kind,
             generator_path=str(spec),
             log_every=10,
             checkpoint_every=200,
             eval_batches=4,
         )
-
-        def factory(stop: Any) -> Any:
-            # loading a paper-size generator takes a moment: do it in the worker
-            from dataclasses import replace
-
-            gen, fp, _kind = resolve_generator(spec)
-            yield from train_directions(replace(cfg, generator_fingerprint=fp), gen, run_dir, stop)
-
-        return factory
-
-
-def _baseline_engine(method: str, spec: str, K: int, seed: int, run_dir: Path) -> Any:  # noqa: N803
-    from ..analysis.baselines import compute_baseline
-    from ..training.directions import DIRECTIONS_FILE, resolve_generator
-
-    yield Started(total_steps=1, start_step=0, run_dir=run_dir)
-    gen, fp, _kind = resolve_generator(spec)
-    ds = compute_baseline(method, gen, K, seed=seed, generator=fp)
-    ds.meta.setdefault("generator_path", str(spec))
-    out = ds.save(Path(run_dir) / DIRECTIONS_FILE)
-    yield Step(step=1, total_steps=1, losses={})
-    yield Finished(step=1, output=out, metrics=dict(ds.metrics))
+        return EngineJob("napari_latentdirs.training.jobs:directions_job", {"cfg": cfg, "spec": str(spec), "run_dir": str(run_dir)})

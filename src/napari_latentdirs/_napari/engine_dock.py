@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from magicgui.widgets import FileEdit
-from qtpy.QtCore import QTimer, Signal
+from qtpy.QtCore import Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -62,6 +63,7 @@ class EngineDock(QWidget):
         # update the widgets and the samples layer from a timer instead.
         self._pending_step: Step | None = None
         self._pending_samples: np.ndarray | None = None
+        self._pending_status: str | None = None
         self._last_samples = 0.0
         self._flush_timer = QTimer(self)
         self._flush_timer.timeout.connect(self.flush)
@@ -89,16 +91,17 @@ class EngineDock(QWidget):
         lay.addLayout(buttons)
         self.bar = QProgressBar()
         self.bar.setFormat("%v / %m")
-        self.eta_label = QLabel("")
+        # Labels of fixed height: a text that changed its height would re-lay out the dock,
+        # and the plot with it, in a second repaint of the window.
+        self.eta_label = _fixed_label(1)
         lay.addWidget(self.bar)
         lay.addWidget(self.eta_label)
-        self.metrics_label = QLabel("")
-        self.metrics_label.setWordWrap(True)
+        self.metrics_label = _fixed_label(2)
         lay.addWidget(self.metrics_label)
         self.plot = LossPlot(self.plot_keys, fps=None)
         lay.addWidget(self.plot)
-        self.status = QLabel("ready")
-        self.status.setWordWrap(True)
+        self.status = _fixed_label(3)
+        self.status.setText("ready")
         lay.addWidget(self.status)
         lay.addStretch(1)
         self._set_state("ready")
@@ -183,42 +186,51 @@ class EngineDock(QWidget):
             self.last_step = ev.step
             self.plot.add(ev.step, ev.losses)
             self._pending_step = ev
-            return
         elif isinstance(ev, Samples):
             self._pending_samples = ev.images
             if self.samples_layer not in self.viewer.layers:  # the first one shows at once
                 self.flush_samples()
-            return
-        self.flush()
-        if isinstance(ev, EpochEnd):
-            self.status.setText(f"epoch {ev.epoch} done: " + ", ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items()))
+        elif isinstance(ev, EpochEnd):
+            self._pending_status = f"epoch {ev.epoch} done: " + ", ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items())
         elif isinstance(ev, CheckpointSaved):
-            self.status.setText(f"checkpoint at step {ev.step}: {ev.path}")
+            self._pending_status = f"checkpoint at step {ev.step}: {ev.path}"
         elif isinstance(ev, Message):
-            self.status.setText(ev.text)
+            self._pending_status = ev.text
         elif isinstance(ev, Stopped):
             self.last_step = ev.step
-            self.status.setText(f"stopped at step {ev.step}; checkpoint {ev.checkpoint}")
+            self._pending_status = f"stopped at step {ev.step}; checkpoint {ev.checkpoint}"
+            self.flush()
         elif isinstance(ev, Finished):
             self.last_step = ev.step
             self.output = ev.output
+            self.flush()
             self.bar.setValue(self.bar.maximum())
             self.status.setText(f"finished: {ev.output}" + ("".join(f"\n{k} = {v:.4g}" for k, v in ev.metrics.items())))
 
     def flush(self) -> None:
-        """Apply the newest pending step (bar, ETA, metrics, plot) or samples; one per tick."""
+        """Apply what arrived since the last tick: samples, or else the newest step (bar, ETA,
+        metrics, plot, napari progress) and status line. One window repaint per tick."""
         if self._pending_samples is not None and time.monotonic() - self._last_samples >= self.samples_every_s:
             self.flush_samples()
             return  # one repaint per tick: the step waits for the next one
+        if self._pending_status is not None:
+            self.status.setText(self._pending_status)
+            self._pending_status = None
         ev = self._pending_step
         if ev is None:
             return
         self._pending_step = None
+        # QProgressBar.setValue repaints synchronously (a whole-window composition with
+        # OpenGL in the window); deferred, it joins the labels' and the plot's repaint.
+        self.bar.setUpdatesEnabled(False)
         self.bar.setValue(min(ev.step, self.bar.maximum()))
+        self.bar.setUpdatesEnabled(True)
+        self.bar.update()
         eta = self.runner.eta.remaining(ev.step, ev.total_steps)
         self.eta_label.setText(f"step {ev.step} / {ev.total_steps}   ETA {self.runner.eta.format(eta)}")
         self.metrics_label.setText(self.step_text(ev))
         self.plot.redraw()
+        self.runner.apply_progress()
 
     def flush_samples(self) -> None:
         if self._pending_samples is None:
@@ -270,3 +282,21 @@ class EngineDock(QWidget):
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self.runner.stop_and_wait()
         super().closeEvent(event)
+
+
+class _FixedLabel(QLabel):
+    """A label of a fixed number of lines; the full text, if clipped, is in its tooltip."""
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        super().setText(text)
+        self.setToolTip(text)
+
+
+def _fixed_label(lines: int) -> QLabel:
+    label = _FixedLabel("")
+    label.setWordWrap(lines > 1)
+    label.setFixedHeight(lines * label.fontMetrics().lineSpacing() + 4)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+    return label

@@ -14,11 +14,10 @@ import numpy as np
 from magicgui.widgets import FileEdit
 from qtpy.QtWidgets import QComboBox, QFormLayout, QSpinBox
 
-from ..events import Message
+from ..engine_process import EngineJob
+from ..training.jobs import DATA_SOURCES
 from .engine_dock import EngineDock
-from .workers import EngineFactory
 
-DATA_SOURCES = ("synthetic phantom", "prepared cache", "DICOM folder")
 MODELS = {"GAN (DCGAN)": "gan", "VAE (ResNet)": "vae"}
 
 
@@ -97,37 +96,13 @@ class TrainingDock(EngineDock):
         size = cfg.model_config().image_size
         return np.full((cfg.n_samples, size, size), -1.0, dtype=np.float32)
 
-    def make_engine(self, run_dir: Path, resume: bool) -> EngineFactory:
+    def make_engine(self, run_dir: Path, resume: bool) -> EngineJob:
         cfg = self._cfg = self.config()  # validates on the GUI thread: a bad setting fails with a message
-        source = self.data_combo.currentIndex()
+        source = DATA_SOURCES[self.data_combo.currentIndex()]
         path = str(self.data_edit.value or "")
-        if source and (not path or path == "." or not Path(path).exists()):
-            raise ValueError(f"choose the {DATA_SOURCES[source]} to train on")
-        n_phantom, seed, kind = self.phantom_n.value(), self.seed_spin.value(), self.kind
-
-        def factory(stop: Any) -> Any:
-            data = yield from _open_data(source, path, n_phantom, seed, Path(run_dir))
-            if kind == "gan":
-                from ..training.gan import train_gan as engine
-            else:
-                from ..training.vae import train_vae as engine
-            yield from engine(cfg, data, run_dir, stop)
-
-        return factory
-
-
-def _open_data(source: int, path: str, n_phantom: int, seed: int, run_dir: Path) -> Any:
-    """Generator: yields Messages while preparing, returns the training Dataset."""
-    from ..training import data as tdata
-
-    if source == 0:
-        yield Message(f"sampling {n_phantom} phantom slices")
-        return tdata.phantom_slices(n_phantom, seed)
-    if source == 1:
-        return tdata.open_cache(path)[0]
-    from ..data.cache import prepare
-
-    cache_dir = run_dir / "cache"
-    yield Message(f"preparing a slice cache from {path} (first run only)")
-    prepare(path, cache_dir)
-    return tdata.open_cache(cache_dir)[0]
+        if source != DATA_SOURCES[0] and (not path or path == "." or not Path(path).exists()):
+            raise ValueError(f"choose the {source} to train on")
+        return EngineJob(
+            "napari_latentdirs.training.jobs:generator_job",
+            {"kind": self.kind, "cfg": cfg, "source": source, "path": path, "n_phantom": self.phantom_n.value(), "seed": self.seed_spin.value(), "run_dir": str(run_dir)},
+        )

@@ -8,6 +8,12 @@ thread worker and delivers each yielded item to the widget on the GUI thread
 and puts the widget back to ready, and stops the worker when the widget or
 the viewer closes.
 
+An :class:`~napari_latentdirs.engine_process.EngineJob` (a picklable engine)
+runs in a child process by default, relayed by the worker thread: a training
+loop in a thread of the napari process would share its interpreter lock and
+stall the event loop. ``LATENTDIRS_ENGINE_IN_THREAD=1`` keeps it in the worker
+thread instead (debugging); plain callables always run there.
+
 ``LATENTDIRS_SYNC_WORKERS=1`` runs the generator synchronously on the
 calling thread instead, with exactly the same callbacks, for tests.
 """
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,12 +34,14 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEvent, QObject, QTimer
 from qtpy.QtWidgets import QApplication, QWidget
 
+from ..engine_process import EngineJob, run_in_process
 from ..events import Finished, Started, Step, Stopped
 from ..utils.runtime import env_flag
 
 log = logging.getLogger(__name__)
 
 SYNC_ENV = "LATENTDIRS_SYNC_WORKERS"
+IN_THREAD_ENV = "LATENTDIRS_ENGINE_IN_THREAD"
 
 EngineFactory = Callable[[threading.Event], Iterator[Any]]
 
@@ -73,7 +82,8 @@ class EngineRunner(QObject):
     Callbacks, all called on the GUI thread:
     ``on_event(item)`` for every yielded item, ``on_done(error)`` once when the
     run ends (``error`` is None unless it raised). The runner owns a napari
-    progress bar for ``Started``/``Step`` events when ``progress_desc`` is set.
+    progress bar for ``Started``/``Step`` events when ``progress_desc`` is set;
+    the owner moves it to the newest step with :meth:`apply_progress`.
     """
 
     def __init__(
@@ -86,8 +96,10 @@ class EngineRunner(QObject):
         name: str = "napari-latentdirs",
         background_nice: int = 0,
         reserve_gui_core: bool = False,
+        isolate: bool = True,
     ) -> None:
         super().__init__(owner)
+        self._isolate = isolate
         self._nice = background_nice
         self._reserve_core = reserve_gui_core
         self._saved_threads: int | None = None
@@ -100,6 +112,8 @@ class EngineRunner(QObject):
         self._thread_done.set()
         self._worker: Any = None
         self._pbar: progress | None = None
+        self._pbar_n: int | None = None
+        self._child_pid: int | None = None
         self._running = False
         self._owner = owner
         self._filtering = False
@@ -137,9 +151,16 @@ class EngineRunner(QObject):
         stop = self._stop
         done = self._thread_done
         done.clear()
-        self._limit_torch_threads()
-
         nice = self._nice
+        if self.isolates(factory):
+            job = factory
+
+            def factory(stop: threading.Event) -> Iterator[Any]:
+                return run_in_process(job, stop, nice=nice, on_start=self._child_started)
+
+            nice = 0  # the relaying thread only waits on a pipe
+        else:
+            self._limit_torch_threads()
 
         def body() -> Iterator[Any]:
             before = lower_thread_priority(nice)
@@ -158,6 +179,19 @@ class EngineRunner(QObject):
         self._worker.finished.connect(self._finished)
         self._error: BaseException | None = None
         self._worker.start()
+
+    def isolates(self, factory: EngineFactory) -> bool:
+        """Whether ``factory`` runs in a child process (see the module docstring)."""
+        frozen = getattr(sys, "frozen", False)  # a frozen app's executable cannot run `python -c`
+        return self._isolate and isinstance(factory, EngineJob) and not frozen and not env_flag(IN_THREAD_ENV)
+
+    @property
+    def child_pid(self) -> int | None:
+        """Process id of the current or last engine child process, if any."""
+        return self._child_pid
+
+    def _child_started(self, pid: int) -> None:
+        self._child_pid = pid
 
     def request_stop(self) -> None:
         """Ask the engine to stop; it checkpoints and yields Stopped within one iteration."""
@@ -250,11 +284,19 @@ class EngineRunner(QObject):
             self._pbar.n = item.start_step
             self.eta.reset(item.start_step)
         elif isinstance(item, Step) and self._pbar is not None:
-            self._pbar.n = min(item.step + 1, item.total_steps)
-            self._pbar.refresh()
+            # Applied by apply_progress(), from the owner's refresh timer: each refresh
+            # repaints the window, so it must coincide with the owner's own repaint.
+            self._pbar_n = min(item.step + 1, item.total_steps)
         elif isinstance(item, Stopped | Finished) and self._pbar is not None:
             self._pbar.close()
             self._pbar = None
+
+    def apply_progress(self) -> None:
+        """Bring the napari progress bar up to the newest step (call from a GUI timer)."""
+        if self._pbar is not None and self._pbar_n is not None and self._pbar_n != self._pbar.n:
+            self._pbar.n = self._pbar_n
+            self._pbar.refresh()
+        self._pbar_n = None
 
     def _watch_close(self, on: bool) -> None:
         # While a run is active, a Close of the widget or of the window holding it (the
