@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from magicgui.widgets import FileEdit
-from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtCore import QSize, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -100,7 +100,7 @@ class EngineDock(QWidget):
         lay.addWidget(self.metrics_label)
         self.plot = LossPlot(self.plot_keys, fps=None)
         lay.addWidget(self.plot)
-        self.status = _fixed_label(3)
+        self.status = _fixed_label(4)
         self.status.setText("ready")
         lay.addWidget(self.status)
         lay.addStretch(1)
@@ -196,16 +196,18 @@ class EngineDock(QWidget):
             self._pending_status = f"checkpoint at step {ev.step}: {ev.path}"
         elif isinstance(ev, Message):
             self._pending_status = ev.text
-        elif isinstance(ev, Stopped):
+        elif isinstance(ev, Stopped | Finished):
+            # the end of a run: show everything still pending now, then the final status
             self.last_step = ev.step
-            self._pending_status = f"stopped at step {ev.step}; checkpoint {ev.checkpoint}"
+            self._pending_status = None
+            self.flush_samples()
             self.flush()
-        elif isinstance(ev, Finished):
-            self.last_step = ev.step
-            self.output = ev.output
-            self.flush()
-            self.bar.setValue(self.bar.maximum())
-            self.status.setText(f"finished: {ev.output}" + ("".join(f"\n{k} = {v:.4g}" for k, v in ev.metrics.items())))
+            if isinstance(ev, Stopped):
+                self.status.setText(f"stopped at step {ev.step}; checkpoint {ev.checkpoint}")
+            else:
+                self.output = ev.output
+                self.bar.setValue(self.bar.maximum())
+                self.status.setText(f"finished: {ev.output}" + "".join(f"\n{k} = {v:.4g}" for k, v in ev.metrics.items()))
 
     def flush(self) -> None:
         """Apply what arrived since the last tick: samples, or else the newest step (bar, ETA,
@@ -285,18 +287,31 @@ class EngineDock(QWidget):
 
 
 class _FixedLabel(QLabel):
-    """A label of a fixed number of lines; the full text, if clipped, is in its tooltip."""
+    """A label whose height is a fixed number of lines of its current font, whatever its
+    text (so a new text never re-lays out the dock); clipped text is in its tooltip."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__("")
+        self._lines = lines
+        self.setWordWrap(lines > 1)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
 
     def setText(self, text: str) -> None:  # noqa: N802 - Qt API
         super().setText(text)
         self.setToolTip(text)
 
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        m = self.contentsMargins()
+        return QSize(200, self._lines * self.fontMetrics().lineSpacing() + m.top() + m.bottom() + 4)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(0, self.sizeHint().height())
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt API
+        return False
+
 
 def _fixed_label(lines: int) -> QLabel:
-    label = _FixedLabel("")
-    label.setWordWrap(lines > 1)
-    label.setFixedHeight(lines * label.fontMetrics().lineSpacing() + 4)
-    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
-    return label
+    return _FixedLabel(lines)

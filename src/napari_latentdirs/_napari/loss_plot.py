@@ -158,6 +158,8 @@ class LossPlot(QWidget):
             p.setPen(self._colours[k])
             last = f" {y[-1]:.4g}" if y.size else ""
             text = f"{k}{last}"
+            if lx > area.left() + 6 and lx + fm.horizontalAdvance(text) > area.right():
+                lx, ly = area.left() + 6, ly + fm.height() + 2  # next legend row
             p.fillRect(QRectF(lx - 2, ly - fm.ascent() - 1, fm.horizontalAdvance(text) + 4, fm.height() + 2), QColor(0, 0, 0, 170))
             p.drawText(QPointF(lx, ly), text)
             lx += fm.horizontalAdvance(text) + 12
