@@ -2,9 +2,11 @@
 with a GUI.
 
 A training loop is Python between torch kernels; run in a thread of the napari
-process, it takes the interpreter lock often enough to slow the event loop,
-and it gets half the speed out of a small machine. Run in a child process, only
-the small events cross over.
+process, it competes with the event loop for the interpreter lock, and on a
+2-core VM it trained at 0.6x the speed it reaches in a process of its own
+(``benchmarks/bench_gui_stall.py --in-thread``). Run in a child process, only
+the small events cross over, and a crash of the engine is an error message
+rather than a dead viewer.
 
 :class:`EngineJob` is a picklable recipe (a module-level engine function and its
 keyword arguments). :func:`run_in_process` starts it in a fresh interpreter
