@@ -154,7 +154,10 @@ def run_in_process(
             try:
                 kind, payload = read_frame(proc.stdout)
             except EOFError:
-                code = proc.wait(10)
+                try:
+                    code: int | str = proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    code = "none yet: it closed its channel but still runs"
                 raise EngineProcessError(f"the engine process exited unexpectedly (exit code {code})") from None
             if kind == "event":
                 yield payload
@@ -224,9 +227,9 @@ def child_main() -> None:
     finally:
         with contextlib.suppress(OSError):
             channel_out.close()
-def _error_record(exc: BaseException) -> dict[str, Any]:
-    import pickle
 
+
+def _error_record(exc: BaseException) -> dict[str, Any]:
     record: dict[str, Any] = {
         "type": type(exc).__name__,
         "message": str(exc),
