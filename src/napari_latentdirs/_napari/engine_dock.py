@@ -93,14 +93,14 @@ class EngineDock(QWidget):
         self.bar.setFormat("%v / %m")
         # Labels of fixed height: a text that changed its height would re-lay out the dock,
         # and the plot with it, in a second repaint of the window.
-        self.eta_label = _fixed_label(1)
+        self.eta_label = _FixedLabel(1)
         lay.addWidget(self.bar)
         lay.addWidget(self.eta_label)
-        self.metrics_label = _fixed_label(2)
+        self.metrics_label = _FixedLabel(2)
         lay.addWidget(self.metrics_label)
         self.plot = LossPlot(self.plot_keys, fps=None)
         lay.addWidget(self.plot)
-        self.status = _fixed_label(4)
+        self.status = _FixedLabel(4)
         self.status.setText("ready")
         lay.addWidget(self.status)
         lay.addStretch(1)
@@ -311,7 +311,3 @@ class _FixedLabel(QLabel):
 
     def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt API
         return False
-
-
-def _fixed_label(lines: int) -> QLabel:
-    return _FixedLabel(lines)

@@ -20,6 +20,7 @@ calling thread instead, with exactly the same callbacks, for tests.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -153,11 +154,7 @@ class EngineRunner(QObject):
         done.clear()
         nice = self._nice
         if self.isolates(factory):
-            job = factory
-
-            def factory(stop: threading.Event) -> Iterator[Any]:
-                return run_in_process(job, stop, nice=nice, on_start=self._child_started)
-
+            factory = functools.partial(run_in_process, factory, nice=nice, on_start=self._child_started)
             nice = 0  # the relaying thread only waits on a pipe
         else:
             self._limit_torch_threads()
