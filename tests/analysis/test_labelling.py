@@ -17,6 +17,7 @@ from napari_latentdirs.analysis.labelling import (
 )
 from napari_latentdirs.models.analytic import FACTOR_NAMES, analytic_generator
 from napari_latentdirs.models.direction_set import DirectionSet
+from napari_latentdirs.phantom.factor_generator import AXIS_FACTORS, PhantomFactorGenerator
 
 
 @pytest.fixture(scope="module")
@@ -91,39 +92,7 @@ def test_mismatched_latent_dim_is_refused():
 
 # -- the phantom itself as a generator with known directions ---------------------------------------
 
-class PhantomFactorGenerator:
-    """z -> nominal phantom factors (through tanh into their sampling ranges) -> rendered slice.
-
-    Coordinates 0..7 are width, height, size, rotation, y offset, fat, breast and level t;
-    the field of view is fixed so that pixels mean the same millimetres in every image.
-    """
-
-    latent_dim = 10
-
-    def __init__(self) -> None:
-        from napari_latentdirs.phantom.factors import RANGES
-
-        self.factors = [
-            ("width_mm", RANGES["width_mm"]), ("height_mm", RANGES["height_mm"]), ("size", RANGES["size"]),
-            ("rotation_deg", RANGES["rotation_deg"]), ("y_offset_mm", RANGES["y_offset_mm"]),
-            ("fat_mm", RANGES["fat_mm"]), ("breast_mm", RANGES["breast_mm"]), ("t", (0.15, 0.85)),
-        ]
-
-    def generate(self, z):
-        from napari_latentdirs.phantom.factors import Acquisition, SubjectFactors
-        from napari_latentdirs.phantom.sampling import slices_for
-
-        subs, acqs, ts = [], [], []
-        for row in np.asarray(z, np.float64):
-            v = {name: lo + (hi - lo) * (np.tanh(row[i] / 2) + 1) / 2 for i, (name, (lo, hi)) in enumerate(self.factors)}
-            ts.append(v.pop("t"))
-            subs.append(SubjectFactors(**v, noise_hu=0.0))
-            acqs.append(Acquisition(fov_mm=420.0))
-        x, _ = slices_for(subs, acqs, ts, size=128, seed=None)
-        return torch.from_numpy(x)[:, None]
-
-
-PHANTOM_TRUTH = ("width", "height", "size", "rotation", "y_position", "thickness", "breast_size", "z_level")
+PHANTOM_TRUTH = AXIS_FACTORS
 
 
 def test_phantom_probes_label_the_phantoms_own_factors():

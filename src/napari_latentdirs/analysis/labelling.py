@@ -11,10 +11,9 @@ range this direction moves the factor by one natural standard deviation".
 
 - **effect** E_kj = |mean_i slope| (standardised), with a percentile
   bootstrap confidence interval over latents;
-- **significant effect** = the part of E_kj above ``z`` standard errors (the
-  larger of the bootstrap and the t-based one, z scaled to the t quantile for
-  few latents), which keeps probe noise on untouched factors out of the
-  selectivity;
+- **significant effect** = the part of E_kj above ``z`` t-based standard
+  errors (z scaled to the t quantile for few latents), which keeps probe noise
+  on untouched factors out of the selectivity (``significant_effects``);
 - **selectivity** = the top factor's significant effect over itself plus
   every other significant effect that is not one of its known physical
   consequences (``ProbeSet.consequences``; e.g. more fat also widens the
@@ -249,6 +248,9 @@ class LabelResult:
     factor_sd: np.ndarray  # (F,) natural spread used for standardising
     config: dict[str, Any]
     valid_fraction: float = 1.0  # share of unshifted samples the probes accepted
+    # (K, n, F) standardised per-latent slopes the effects come from; lets ``analysis.comparison``
+    # bootstrap over latents. None in files written before it was kept.
+    slopes: np.ndarray | None = None
 
     @property
     def K(self) -> int:  # noqa: N802
@@ -310,8 +312,9 @@ class LabelResult:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LabelResult:
-        arrays = {"effects", "signed", "ci_low", "ci_high", "significant", "selectivity", "consistency", "image_change", "score", "rank", "factor_sd"}
-        kw = {k: (np.asarray(v, dtype=np.float64) if k in arrays else v) for k, v in d.items()}
+        arrays = {"effects", "signed", "ci_low", "ci_high", "significant", "selectivity", "consistency", "image_change",
+                  "score", "rank", "factor_sd", "slopes"}
+        kw = {k: (np.asarray(v, dtype=np.float64) if k in arrays and v is not None else v) for k, v in d.items()}
         kw["rank"] = kw["rank"].astype(np.int64)
         kw["groups"] = [list(map(int, g)) for g in kw["groups"]]
         return cls(**kw)
@@ -397,7 +400,40 @@ def _duplicate_groups(signed: np.ndarray, diffs: np.ndarray, active: np.ndarray,
     return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
-def _top_factor(sig: np.ndarray, probes: ProbeSet, top_fraction: float) -> tuple[int, float]:
+def significant_effects(t: np.ndarray, z: float) -> np.ndarray:
+    """(n, F) standardised per-latent slopes -> (F,) significant effects.
+
+    |mean slope| minus ``z`` standard errors (t-based, ``z`` widened to the t
+    quantile for few latents), floored at 0. A factor measurable on fewer than
+    max(3, n/2) latents has no evidence (a generator that mostly draws no body).
+    """
+    n_ok = np.sum(np.isfinite(t), 0)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(t, 0)
+        se = np.nanstd(t, 0, ddof=1) / np.sqrt(np.maximum(n_ok, 2))
+    mult = z * stats.t.ppf(0.975, np.maximum(n_ok, 2) - 1) / stats.norm.ppf(0.975)
+    sig = np.nan_to_num(np.maximum(np.abs(mean) - mult * se, 0.0))
+    return np.where(n_ok >= max(3, t.shape[0] // 2), sig, 0.0)
+
+
+def factor_selectivity_from(sig: np.ndarray, probes: ProbeSet, top_fraction: float,
+                            min_effect: float) -> np.ndarray:
+    """(K, F) significant effects -> (F,) best selectivity of a direction whose top factor each is.
+
+    The ground-truth comparison of direction sets (``analysis.comparison``) and
+    :meth:`LabelResult.factor_selectivity` share this definition.
+    """
+    best = np.zeros(sig.shape[1])
+    for k in range(sig.shape[0]):
+        j, sel = _top_factor(sig[k], probes.factors, probes.consequences, top_fraction)
+        if sig[k].max() > 0 and sig[k, j] >= min_effect:
+            best[j] = max(best[j], sel)
+    return best
+
+
+def _top_factor(sig: np.ndarray, names: tuple[str, ...] | list[str], consequences: dict[str, tuple[str, ...]],
+                top_fraction: float) -> tuple[int, float]:
     """The factor that best explains a direction's significant effects, and its selectivity.
 
     Candidates have at least ``top_fraction`` of the largest effect; each
@@ -407,10 +443,9 @@ def _top_factor(sig: np.ndarray, probes: ProbeSet, top_fraction: float) -> tuple
     """
     if sig.max() <= 0:
         return int(np.argmax(sig)), 0.0
-    names = probes.factors
     best, best_sel = int(np.argmax(sig)), -1.0
     for j in np.flatnonzero(sig >= top_fraction * sig.max()):
-        cons = probes.consequences.get(names[j], ())
+        cons = consequences.get(names[j], ())
         others = sum(sig[i] for i in range(len(names)) if i != j and names[i] not in cons)
         s = float(sig[j] / (sig[j] + others))
         if s > best_sel + 1e-12 or (abs(s - best_sel) <= 1e-12 and sig[j] > sig[best]):
@@ -474,6 +509,7 @@ def label_directions(
     consistency = np.zeros(K)
     change = np.zeros(K)
     diffs = np.zeros((K, n_img, 32, 32), np.float32)
+    slopes = np.zeros((K, n, F))
     boot_idx = rng.integers(0, n, size=(cfg.n_boot, n))
     a_pos = int(np.argmax(alphas))
     a_neg = int(np.argmin(alphas))
@@ -493,7 +529,6 @@ def label_directions(
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN factor (a probe that failed everywhere)
             mean = np.nanmean(t, 0)
             boots = np.nanmean(t[boot_idx], 1)  # (B, F)
-            se = np.nanstd(boots, 0)
             lo, hi = np.nanpercentile(boots, [2.5, 97.5], axis=0)
         signed[k] = np.nan_to_num(mean)
         absb = np.abs(boots)
@@ -501,14 +536,8 @@ def label_directions(
             warnings.simplefilter("ignore", RuntimeWarning)
             ci_lo[k] = np.nan_to_num(np.where((lo > 0) | (hi < 0), np.nanpercentile(absb, 2.5, axis=0), 0.0))
             ci_hi[k] = np.nan_to_num(np.nanpercentile(absb, 97.5, axis=0))
-        # The bootstrap SE underestimates with few latents; never go below the t-based one.
-        n_ok = np.maximum(np.sum(np.isfinite(t), 0), 2)
-        with np.errstate(all="ignore"):
-            se_t = np.nanstd(t, 0, ddof=1) / np.sqrt(n_ok)
-        mult = cfg.z * stats.t.ppf(0.975, n_ok - 1) / stats.norm.ppf(0.975)
-        sig[k] = np.nan_to_num(np.maximum(np.abs(mean) - mult * np.fmax(se, se_t), 0.0))
-        # Too few measurable latents (a generator that mostly draws no body): no evidence.
-        sig[k] = np.where(np.sum(np.isfinite(t), 0) >= max(3, n // 2), sig[k], 0.0)
+        slopes[k] = t
+        sig[k] = significant_effects(t, cfg.z)
         j = int(np.argmax(sig[k])) if sig[k].max() > 0 else int(np.nanargmax(np.abs(mean)))
         tj = t[:, j]
         tj = tj[np.isfinite(tj)]
@@ -521,7 +550,7 @@ def label_directions(
     sel = np.zeros(K)
     top_idx = []
     for k in range(K):
-        j, sel[k] = _top_factor(sig[k], probes, cfg.top_fraction)
+        j, sel[k] = _top_factor(sig[k], probes.factors, probes.consequences, cfg.top_fraction)
         top_idx.append(j if sig[k].max() > 0 else int(np.argmax(effects[k])))
     top = [probes.factors[j] for j in top_idx]
     labels = []
@@ -558,4 +587,5 @@ def label_directions(
         factor_sd=sd,
         config=asdict(cfg),
         valid_fraction=valid_fraction,
+        slopes=slopes,
     )

@@ -184,8 +184,8 @@ class QualityReport:
                 "spaces": {s.space: s.to_dict() for s in self.spaces}}
 
     def lines(self) -> list[str]:
-        out = [f"generator quality: {self.n} samples against {self.reference} (k = {K_NEIGHBOURS}; "
-               "ratio = generator / real-vs-real ceiling)"]
+        out = [(f"generator quality: {self.n} samples against {self.reference} (k = {K_NEIGHBOURS}; "
+               "ratio = generator / real-vs-real ceiling)")]
         for s in self.spaces:
             g, c = s.generated, s.ceiling
             out.append(f"  {s.space:9s} precision {g.precision:.3f} / {c.precision:.3f} = {s.ratio('precision'):.2f}"
