@@ -208,6 +208,49 @@ def sample_generator(generate: Callable[[torch.Tensor], torch.Tensor], latent_di
     return torch.cat(out).numpy()
 
 
+#: Seeds of the two held-out phantom samples; training never draws them (demo data uses seed 0 upward
+#: by small integers, and the main job writes DICOM trees from its own seed).
+PHANTOM_HELDOUT_SEEDS = (1_000_003, 1_000_033)
+
+
+def real_pair(data: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
+    """Two independent real samples of ``n`` model-space slices, and what they are.
+
+    ``data`` is ``phantom`` (fresh phantom slices from two held-out seeds) or a
+    slice cache folder (two disjoint random subsets of its test split).
+    """
+    if data == "phantom":
+        from ..phantom.sampling import sample_slices
+
+        a, _ = sample_slices(n, PHANTOM_HELDOUT_SEEDS[0] + seed)
+        b, _ = sample_slices(n, PHANTOM_HELDOUT_SEEDS[1] + seed)
+        return a, b, f"two held-out phantom samples of {n}"
+    from ..data.cache import SliceCache
+
+    cache = SliceCache(data)
+    try:
+        rows = np.asarray(cache.indices("test"))
+        if rows.size < 2 * n:
+            raise ValueError(f"{data}: the test split has {rows.size} slices; {2 * n} are needed for two "
+                             f"samples of {n} (use a smaller --n)")
+        pick = np.random.default_rng(seed).choice(rows, size=2 * n, replace=False)
+        x = np.asarray(cache.read_many([int(i) for i in np.sort(pick[:n])]), np.float32)
+        y = np.asarray(cache.read_many([int(i) for i in np.sort(pick[n:])]), np.float32)
+    finally:
+        cache.close()
+    shape = x.shape[-2:]
+    return x.reshape(-1, *shape), y.reshape(-1, *shape), f"two disjoint samples of {n} from the test split of {data}"
+
+
+def generator_quality(generator, data: str = "phantom", n: int = 500, seed: int = 0,
+                      spaces: Iterable[str] = FEATURE_SPACES, fid_weights: str | None = None,
+                      device: str | torch.device = "cpu") -> QualityReport:
+    """Sample ``n`` images of ``generator.generate`` and score them against ``data``."""
+    real_a, real_b, what = real_pair(data, n, seed)
+    fake = sample_generator(generator.generate, generator.latent_dim, n, seed + 7, device=device)
+    return measure_quality(fake, real_a, real_b, what, spaces, fid_weights, device)
+
+
 def measure_quality(fake: np.ndarray, real_a: np.ndarray, real_b: np.ndarray, reference: str,
                     spaces: Iterable[str] = FEATURE_SPACES, fid_weights: str | None = None,
                     device: str | torch.device = "cpu") -> QualityReport:
