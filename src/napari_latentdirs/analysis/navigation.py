@@ -197,32 +197,40 @@ class LatestRequest:
     """A one-slot mailbox in which the newest request replaces any waiting one.
 
     ``submit`` is called from the GUI thread, ``take`` from the worker thread;
-    ``is_current(ticket)`` lets a running stream notice it has gone stale.
+    ``is_current(ticket)`` lets a running stream notice it has gone stale. A request
+    may carry a ``context`` (the streamer of the model it was made for), so that a
+    model switch is just a newer request: the worker never runs an old request with
+    a new model or the other way round.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._pending: StackRequest | None = None
+        self._context: object = None
         self._ticket = 0
 
     @property
     def ticket(self) -> int:
         return self._ticket
 
-    def submit(self, req: StackRequest) -> StackRequest:
+    def submit(self, req: StackRequest, context: object = None) -> StackRequest:
         with self._cond:
             self._ticket += 1
             req = replace(req, ticket=self._ticket)
-            self._pending = req
+            self._pending, self._context = req, context
             self._cond.notify_all()
         return req
 
     def take(self, timeout: float | None = None) -> StackRequest | None:
+        return self.take_with_context(timeout)[0]
+
+    def take_with_context(self, timeout: float | None = None) -> tuple[StackRequest | None, object]:
         with self._cond:
             if self._pending is None:
                 self._cond.wait(timeout)
-            req, self._pending = self._pending, None
-            return req
+            req, ctx = self._pending, self._context
+            self._pending = self._context = None
+            return req, ctx
 
     def is_current(self, ticket: int) -> bool:
         return ticket == self._ticket
@@ -231,18 +239,21 @@ class LatestRequest:
         """Make every running or waiting request stale."""
         with self._cond:
             self._ticket += 1
-            self._pending = None
+            self._pending = self._context = None
             self._cond.notify_all()
 
 
 def serve(
-    streamer: StackStreamer, mailbox: LatestRequest, stop: threading.Event, poll_s: float = 0.05
+    streamer: StackStreamer | None, mailbox: LatestRequest, stop: threading.Event, poll_s: float = 0.05
 ) -> Iterator[StackChunk]:
-    """Worker loop: stream the newest request's chunks until ``stop`` is set."""
+    """Worker loop: stream the newest request's chunks until ``stop`` is set. A request
+    submitted with a streamer as its context is generated with that one."""
     while not stop.is_set():
-        req = mailbox.take(timeout=poll_s)
+        req, ctx = mailbox.take_with_context(timeout=poll_s)
         if req is None:
             continue
+        use = ctx if isinstance(ctx, StackStreamer) else streamer
+        if use is None:
+            continue
         ticket = req.ticket
-        yield from streamer.stream(req, lambda t=ticket: mailbox.is_current(t) and not stop.is_set())
-
+        yield from use.stream(req, lambda t=ticket: mailbox.is_current(t) and not stop.is_set())
