@@ -13,7 +13,11 @@ import pytest
 import torch
 from torch import nn
 
-from napari_latentdirs.models.custom import CustomGeneratorError, is_factory_spec, load_custom_generator
+from napari_latentdirs.models.custom import (
+    CustomGeneratorError,
+    is_factory_spec,
+    load_custom_generator,
+)
 from napari_latentdirs.training.directions import resolve_generator
 
 HERE = __name__  # this module is importable by name: its factories make the specs below

@@ -122,9 +122,8 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     device = args.device or "auto"
-    from ..utils.runtime import select_device
-
     from ..models.custom import CustomGeneratorError
+    from ..utils.runtime import select_device
 
     try:
         generator, fingerprint, kind = resolve_generator(args.generator, device=select_device(device),
