@@ -47,6 +47,22 @@ def window_limits(name: str) -> tuple[float, float]:
     return level - width / 2.0, level + width / 2.0
 
 
+#: field of view a generated slice stands for: the training slices are whole axial CT
+#: slices (a typical thoracic FOV) resized to the model's size, not resampled to mm
+DEFAULT_FOV_MM = 350.0
+
+
+def model_pixel_mm(size: int, meta: dict | None = None) -> float:
+    """Pixel spacing in mm of a ``size``-pixel generated slice: the generator's own record
+    (``pixel_mm`` or ``fov_mm`` in its metadata) when it has one, else a 350 mm field."""
+    meta = meta if isinstance(meta, dict) else {}
+    for key, to_mm in (("pixel_mm", lambda v: float(v)), ("fov_mm", lambda v: float(v) / max(int(size), 1))):
+        v = meta.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and 0 < float(v) < 1e4:
+            return to_mm(v)
+    return DEFAULT_FOV_MM / max(int(size), 1)
+
+
 def shift_grid(lo: float, hi: float, n: int) -> np.ndarray:
     """``n`` evenly spaced shifts from ``lo`` to ``hi``; 0 is snapped in exactly.
 
