@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -273,3 +274,75 @@ def serve(
             continue
         ticket = req.ticket
         yield from use.stream(req, lambda t=ticket: mailbox.is_current(t) and not stop.is_set())
+
+
+@dataclass
+class DirectionInfo:
+    """What the navigator lists for a direction set: a label, selectivity and run per column."""
+
+    labels: list[str]
+    selectivity: list[float | None]
+    run: str = ""
+
+    def item_text(self, k: int) -> str:
+        """``"#93 z_level (selectivity 0.82)"``: the report's way of naming a direction."""
+        label = self.labels[k] if k < len(self.labels) else ""
+        sel = self.selectivity[k] if k < len(self.selectivity) else None
+        text = f"#{k} {label}" if label else f"#{k}"
+        return f"{text} (selectivity {sel:.2f})" if sel is not None else text
+
+
+def direction_info(ds: object, path: str | Path | None = None) -> DirectionInfo:
+    """Labels, selectivity and run name of a direction set: from the set itself (``labels``,
+    ``meta["selectivity"]``, ``meta["run"]``), else from the automatic labels of the
+    ``latentdirs run`` folder it belongs to (``<run>/analysis/labels/<set>.json``)."""
+    K = int(ds.K)  # type: ignore[attr-defined]  # noqa: N806
+    meta = ds.meta if isinstance(getattr(ds, "meta", None), dict) else {}  # type: ignore[attr-defined]
+    labels = list(ds.labels) if ds.labels else [""] * K  # type: ignore[attr-defined]
+    sel_raw = meta.get("selectivity")
+    sel: list[float | None] = (
+        [float(v) if isinstance(v, int | float) else None for v in sel_raw] if isinstance(sel_raw, list) and len(sel_raw) == K
+        else [None] * K
+    )
+    run = str(meta.get("run", "")) if isinstance(meta.get("run", ""), str) else ""
+    if path is not None and (not any(labels) or all(v is None for v in sel) or not run):
+        found = find_run_labels(Path(path))
+        if found is not None:
+            run_name, res_labels, res_sel = found
+            if len(res_labels) == K:
+                labels = labels if any(labels) else res_labels
+                sel = sel if any(v is not None for v in sel) else res_sel
+            run = run or run_name
+    return DirectionInfo(labels, sel, run)
+
+
+def find_run_labels(path: Path, max_up: int = 3) -> tuple[str, list[str], list[float | None]] | None:
+    """``(run name, labels, selectivity)`` when ``path`` is a direction set of a
+    ``latentdirs run`` folder (found through its ``manifest.json``), else None."""
+    import json
+
+    path = Path(path).resolve()
+    for root in list(path.parents)[:max_up]:
+        manifest = root / "manifest.json"
+        if not manifest.is_file():
+            continue
+        try:
+            sets = json.loads(manifest.read_text()).get("sets", {})
+        except (OSError, ValueError, AttributeError):
+            return None
+        tail = path.relative_to(root).parts
+        for name, info in sets.items() if isinstance(sets, dict) else ():
+            recorded = Path(str(info.get("path", ""))) if isinstance(info, dict) else Path()
+            # compare the part inside the run folder: a copied or moved run still matches
+            if recorded.parts[-len(tail):] != tail:
+                continue
+            run_name = f"{root.name} / {name}"
+            lfile = root / "analysis" / "labels" / f"{name}.json"
+            try:
+                doc = json.loads(lfile.read_text())
+                labels = [str(v) for v in doc["labels"]]
+                sel = [float(v) for v in doc["selectivity"]]
+            except (OSError, ValueError, KeyError, TypeError):
+                return run_name, [], []
+            return run_name, labels, list(sel)
+    return None
