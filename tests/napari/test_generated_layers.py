@@ -204,3 +204,25 @@ def test_a_set_for_another_generator_gives_a_warning(make_napari_viewer, sync_wo
         assert any("another generator" in str(n.message) for n in seen)
     finally:
         notification_manager.notification_ready.disconnect(seen.append)
+
+
+def test_exported_gif_frames_carry_their_shift(make_napari_viewer, sync_workers, saved_model, tmp_path):
+    from napari_latentdirs.analysis import export as ex
+    from napari_latentdirs.analysis.annotate import stamp_alpha
+
+    viewer = make_napari_viewer()
+    _, nav = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Latent navigator")
+    nav.n_spin.setValue(1)
+    nav.load(*saved_model)
+    nav.frames_spin.setValue(5)
+    nav.export(tmp_path / "sweep.gif", ".gif")
+    [path] = nav.last_export
+    frames = ex.read_animation(path)
+    plain = ex.to_uint8(nav.layer.data[0, :, 0], "lung")
+    shifts = nav.shifts()
+    want = ex.ping_pong(stamp_alpha(plain, shifts.tolist()))
+    np.testing.assert_array_equal(frames, want)
+    # the stamp is visible: the frames at -α and +α differ where the text is, not elsewhere
+    assert not np.array_equal(want[0], ex.ping_pong(plain)[0])
+    a, b = stamp_alpha(plain[[0, 0]], [-6.0, 6.0])
+    assert not np.array_equal(a, b)

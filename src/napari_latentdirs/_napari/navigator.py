@@ -616,9 +616,9 @@ class LatentNavigator(QWidget):
             if kind == ".tif":
                 yield [ex.write_tiff(path, stack, frame_step=step, metadata=meta)]
             elif kind == ".gif":
-                yield [ex.write_gif(path, stack[vi], window)]
+                yield [ex.write_gif(path, stack[vi], window, shifts=req.shifts.tolist())]
             elif kind == ".mp4":
-                yield [ex.write_mp4(path, stack[vi], window)]
+                yield [ex.write_mp4(path, stack[vi], window, shifts=req.shifts.tolist())]
             elif kind == ".png":
                 ks = list(range(min(ds.K, 8)))
                 cols = shift_grid(float(req.shifts.min()), float(req.shifts.max()), 7 if req.shifts.size >= 7 else req.shifts.size)
