@@ -147,3 +147,12 @@ def arrange(viewer: Any) -> None:
 def axis_of(viewer: Any, layer: Any, layer_axis: int) -> int:
     """The viewer's dims axis that shows ``layer``'s axis ``layer_axis``."""
     return viewer.dims.ndim - layer.ndim + layer_axis
+
+
+def plain_data(data: Any, metadata: dict | None) -> np.ndarray:
+    """A layer's array without the one-plane z axis that generated layers carry only for
+    display: (latent, shift, y, x) stacks and (y, x) mosaics, as the exporters expect."""
+    arr = np.asarray(data)
+    if isinstance(metadata, dict) and GENERATED in metadata and arr.ndim >= 3 and arr.shape[-3] == 1:
+        arr = arr.reshape(*arr.shape[:-3], *arr.shape[-2:])
+    return arr
