@@ -65,6 +65,7 @@ def add_generated(viewer: Any, data: np.ndarray, *, name: str, pixel_mm: float, 
         raise ValueError(f"generated layers are (latent, shift, z, y, x) or (z, y, x), got {data.shape}")
     meta = dict(metadata or {})
     meta[GENERATED] = {"pixel_mm": float(pixel_mm)}
+    first = not any(is_generated(ly) for ly in viewer.layers)
     layer = viewer.add_image(
         data,
         name=name,
@@ -77,6 +78,8 @@ def add_generated(viewer: Any, data: np.ndarray, *, name: str, pixel_mm: float, 
     layer.contrast_limits = window_limits(window)
     _watch(viewer)
     arrange(viewer)
+    if first:  # it sits right of the CT, likely off screen: show both
+        viewer.reset_view()
     return layer
 
 
