@@ -20,6 +20,10 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# torch first and pinned: 2.13.0 is the CPU wheel on this machine's disk.
-.venv/bin/python -m pip install -q "torch==2.13.0"
-.venv/bin/python -m pip install -q -e ".[test]"
+# The exact CPU torch lives in a constraints file, not in the package's dependencies (a range
+# there), so this script pins what it tests with and a user's own CUDA torch is never replaced.
+# torch first: 2.13.0 is the CPU wheel on this machine's disk.
+.venv/bin/python -m pip install -q -c scripts/constraints-cpu.txt torch
+# [gui]: napari's Qt binding (PyQt6), which the viewer and the napari tests need; the core
+# and the CLI do not (tests/test_no_qt.py checks that).
+.venv/bin/python -m pip install -q -c scripts/constraints-cpu.txt -e ".[gui,test]"

@@ -46,9 +46,16 @@ log = logging.getLogger(__name__)
 _FRAME = struct.Struct("<Q")
 # The first line the child reads is the parent's sys.path as JSON, so the child imports
 # exactly what the parent would (a source checkout, a test folder), as multiprocessing does.
+# The channel is an *unbuffered* duplicate of stdin: the stop listener blocks in a read on it
+# until the end, and a daemon thread blocked inside sys.stdin's BufferedReader holds that
+# reader's lock, which interpreter shutdown then cannot take ("Fatal Python error:
+# _enter_buffered_busy"). A raw FileIO has no lock, and it never reads ahead, so the bytes
+# after the first line are still there for child_main. fd 0 itself becomes /dev/null.
 _CHILD = (
-    "import json, sys; sys.path[:] = json.loads(sys.stdin.buffer.readline()); "
-    "from napari_latentdirs.engine_process import child_main; child_main()"
+    "import json, os, sys; ch = os.fdopen(os.dup(0), 'rb', buffering=0); "
+    "nul = os.open(os.devnull, os.O_RDONLY); os.dup2(nul, 0); os.close(nul); "
+    "sys.path[:] = json.loads(ch.readline()); "
+    "from napari_latentdirs.engine_process import child_main; child_main(ch)"
 )
 
 
@@ -183,9 +190,11 @@ def run_in_process(
             proc.wait(10)
 
 
-def child_main() -> None:
-    """The child's side: read the job, run it, send back events and the outcome."""
-    channel_in = sys.stdin.buffer
+def child_main(channel_in: BinaryIO | None = None) -> None:
+    """The child's side: read the job, run it, send back events and the outcome.
+    ``channel_in``: the parent's end, unbuffered (see ``_CHILD``)."""
+    if channel_in is None:
+        channel_in = os.fdopen(os.dup(sys.stdin.fileno()), "rb", buffering=0)
     channel_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints, even from C, go to stderr
     sys.stdout = sys.stderr

@@ -139,6 +139,14 @@ def test_directions_dock_shows_rca_and_ls_live(make_napari_viewer, sync_workers,
     assert dock.state == "finished", dock.status.text()
     steps = [e for e in events if isinstance(e, Step)]
     assert len(steps) == 4 and "RCA" in dock.metrics_label.text() and "L_s" in dock.metrics_label.text()
-    assert np.array_equal(dock.plot.series("accuracy")[0], [1, 2, 3, 4])
+    assert np.array_equal(dock.plot.series("batch accuracy")[0], [1, 2, 3, 4])
+    # one L_s everywhere: the paper's gamma * mean|alpha_hat - alpha|, in the plot, the live line,
+    # the final line and the status; the raw L1 is labelled as such
+    np.testing.assert_allclose(dock.plot.series("L_s")[1], [e.losses["shift_loss"] for e in steps])
     ds = DirectionSet.load(dock.output)
+    ls, l1, rca = ds.metrics["shift_loss"], ds.metrics["shift_l1"], ds.metrics["rca"]
+    assert ls == pytest.approx(0.25 * l1)
+    final = dock.metrics_label.text()
+    assert f"RCA {rca:.3f}" in final and f"L_s {ls:.4f}" in final and f"raw L1 {l1:.4f}" in final
+    assert f"L_s = γ·mean|α̂−α| = {ls:.4g}" in dock.status.text() and f"RCA = {rca:.4g}" in dock.status.text()
     assert ds.K == 3 and "direction samples" in viewer.layers

@@ -25,15 +25,16 @@ def test_direction_change_replaces_layer_data_and_shift0_is_G_z(make_napari_view
     nav.load(*saved_model)
     nav.frames_spin.setValue(9)
     layer = nav.layer
-    assert layer is not None and layer.data.shape == (2, 9, 32, 32)
-    assert viewer.dims.axis_labels[:2] == ("latent", "shift")
+    # (latent, shift α, z, y, x): a z plane of its own, so it never shares an axis with a CT
+    assert layer is not None and layer.data.shape == (2, 9, 1, 32, 32)
+    assert viewer.dims.axis_labels[:2] == ("latent", "shift α")
     shifts = nav.shifts()
     k0 = int(np.flatnonzero(shifts == 0)[0])
-    np.testing.assert_allclose(layer.data[:, k0], _g(tiny_gan, nav.z), atol=1e-2)
-    before = np.array(layer.data)
+    np.testing.assert_allclose(layer.data[:, k0, 0], _g(tiny_gan, nav.z), atol=1e-2)
+    before = np.array(layer.data[:, :, 0])
     nav.direction_list.setCurrentRow(2)
     assert nav.layer is layer  # same layer, new data
-    after = np.asarray(layer.data)
+    after = np.asarray(layer.data[:, :, 0])
     a = nav.directions.direction(2)
     np.testing.assert_allclose(after[:, -1], _g(tiny_gan, nav.z + shifts[-1] * a), atol=1e-2)
     assert not np.allclose(after[:, -1], before[:, -1])
@@ -56,7 +57,7 @@ def test_threaded_stream_newest_request_wins(make_napari_viewer, threaded_worker
         last = nav.direction_list.setCurrentRow(2) or nav.current
     assert blocker.args == [last.ticket]
     shifts = nav.shifts()
-    np.testing.assert_allclose(nav.layer.data[0], _g(tiny_gan, nav.z + shifts[:, None] * nav.directions.direction(2)), atol=1e-2)
+    np.testing.assert_allclose(nav.layer.data[0, :, 0], _g(tiny_gan, nav.z + shifts[:, None] * nav.directions.direction(2)), atol=1e-2)
     nav.shutdown()
     assert not nav.feed.thread_alive
 
@@ -93,5 +94,5 @@ def test_bundled_demo_models_load_and_fit_the_budget(make_napari_viewer, sync_wo
         nav.demo_combo.setCurrentIndex(DEMO_NAMES.index(name))
         nav._load_clicked()  # no file chosen: the selected demo is offered
         assert nav.model_name == f"demo {name.upper()}" and nav.directions.labels is not None
-        assert nav.layer.data.shape == (1, 3, 128, 128)
-        assert nav.direction_list.item(0).text().startswith("0: ")
+        assert nav.layer.data.shape == (1, 3, 1, 128, 128)
+        assert nav.direction_list.item(0).text().startswith("#0 ")

@@ -61,3 +61,18 @@ def test_reader_declines_folders_without_dicom(tmp_path):
     assert get_reader(str(tmp_path)) is None
     assert get_reader(str(tmp_path / "notes.txt")) is None
     assert get_reader([str(tmp_path)]) is None
+
+
+def test_series_problems_are_a_napari_notification(make_napari_viewer, series_dir):
+    from napari.utils.notifications import notification_manager
+
+    folder, _, _ = series_dir
+    viewer = make_napari_viewer()
+    seen = []
+    notification_manager.notification_ready.connect(seen.append)
+    try:
+        viewer.open(str(folder), plugin="napari-latentdirs", stack=False)
+    finally:
+        notification_manager.notification_ready.disconnect(seen.append)
+    warnings = [str(n.message) for n in seen if "gap: 4 mm" in str(n.message)]
+    assert len(warnings) == 1 and warnings[0].startswith("DICOM series ")  # only the series with a gap

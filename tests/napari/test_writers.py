@@ -20,14 +20,18 @@ def navigator(make_napari_viewer, sync_workers, saved_model):
 
 def test_navigator_exports_round_trip(navigator, tmp_path):
     viewer, nav = navigator
-    stack = np.array(nav.layer.data)
+    stack = np.array(nav.layer.data)[:, :, 0]  # (latent, shift, z=1, y, x): the z plane is for display
     nav.export(tmp_path / "s.tif", ".tif")
     t = ex.read_tiff(tmp_path / "s.tif")
     np.testing.assert_array_equal(t.data, stack)
     assert t.pixel_mm == pytest.approx((ex.DEFAULT_PIXEL_MM,) * 2)
     assert t.frame_step == pytest.approx(float(np.diff(nav.shifts()).mean()))
     nav.export(tmp_path / "s.gif", ".gif")
-    np.testing.assert_array_equal(ex.read_animation(tmp_path / "s.gif"), ex.ping_pong(ex.to_uint8(stack[0], "lung")))
+    from napari_latentdirs.analysis.annotate import stamp_alpha
+
+    # the frames of the sweep, each stamped with its shift α (issue 12, part 4)
+    want = ex.ping_pong(stamp_alpha(ex.to_uint8(stack[0], "lung"), nav.shifts().tolist()))
+    np.testing.assert_array_equal(ex.read_animation(tmp_path / "s.gif"), want)
     nav.export(tmp_path / "s.mp4", ".mp4")
     assert ex.read_animation(tmp_path / "s.mp4").shape[0] == 2 * 7 - 2
     nav.export(tmp_path / "g.png", ".png")
@@ -38,7 +42,7 @@ def test_navigator_exports_round_trip(navigator, tmp_path):
     assert all(np.array_equal(tiles[0, c], tiles[r, c]) for r in range(3))
     np.testing.assert_array_equal(tiles[nav.direction_index(), c], ex.to_uint8(stack[0, 3], "lung"))
     copy = nav.copy_to_layer()
-    np.testing.assert_array_equal(copy.data, stack)
+    np.testing.assert_array_equal(copy.data[:, :, 0], stack)
 
 
 def test_tiff_writer_contribution(navigator, tmp_path):
@@ -46,7 +50,7 @@ def test_tiff_writer_contribution(navigator, tmp_path):
     out = nav.layer.save(str(tmp_path / "stack.tif"), plugin="napari-latentdirs")
     assert out
     back = ex.read_tiff(tmp_path / "stack.tif")
-    np.testing.assert_array_equal(back.data, np.asarray(nav.layer.data))
+    np.testing.assert_array_equal(back.data, np.asarray(nav.layer.data)[:, :, 0])
 
 
 def test_dicom_writer_contribution_and_export(navigator, tmp_path):
@@ -60,7 +64,7 @@ def test_dicom_writer_contribution_and_export(navigator, tmp_path):
     files = sorted((tmp_path / "sweep.dcmdir").glob("*.dcm"))
     assert len(files) == 7 and dciodvfy_errors(files[0]) == []
     vol = read_series(files)
-    np.testing.assert_allclose(vol.hu, np.round(np.asarray(nav.layer.data)[0]), atol=1.0)
+    np.testing.assert_allclose(vol.hu, np.round(np.asarray(nav.layer.data)[0, :, 0]), atol=1.0)
     img = sitk.ReadImage(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(tmp_path / "sweep.dcmdir")))
     assert sitk.GetArrayFromImage(img).shape == (7, 32, 32)
     out = nav.layer.save(str(tmp_path / "all.dcmdir"), plugin="napari-latentdirs")

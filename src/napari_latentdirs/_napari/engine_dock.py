@@ -25,13 +25,15 @@ from qtpy.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
-    QVBoxLayout,
     QWidget,
 )
 
+from ..analysis.navigation import WINDOWS
 from ..events import CheckpointSaved, EpochEnd, Finished, Message, Samples, Started, Step, Stopped
 from ..utils.runtime import available_devices
 from .loss_plot import LossPlot
+from .placement import add_generated, mosaic
+from .scroll import scrolling_layout
 from .workers import EngineFactory, EngineRunner
 
 
@@ -68,7 +70,7 @@ class EngineDock(QWidget):
         self._flush_timer = QTimer(self)
         self._flush_timer.timeout.connect(self.flush)
         self._flush_timer.start(self.flush_ms)
-        lay = QVBoxLayout(self)
+        lay = scrolling_layout(self)
         self.inputs = QGroupBox("Settings")
         self.form = QFormLayout(self.inputs)
         lay.addWidget(self.inputs)
@@ -79,6 +81,11 @@ class EngineDock(QWidget):
         self.form.addRow("device", self.device_combo)
         self.out_edit = FileEdit(mode="d", value=str(Path.home() / "latentdirs-runs"))
         self.form.addRow("output folder", self.out_edit.native)
+        # outside the settings box: the window stays adjustable while a run is going
+        self.window_combo = QComboBox()
+        self.window_combo.addItems(list(WINDOWS))
+        self.window_combo.setToolTip("HU window of the samples layer (its contrast slider stays free)")
+        self.window_combo.currentTextChanged.connect(self._apply_window)
         buttons = QHBoxLayout()
         self.start_btn = QPushButton("Start")
         self.stop_btn = QPushButton("Stop")
@@ -89,6 +96,10 @@ class EngineDock(QWidget):
         for b in (self.start_btn, self.stop_btn, self.resume_btn):
             buttons.addWidget(b)
         lay.addLayout(buttons)
+        wrow = QHBoxLayout()
+        wrow.addWidget(QLabel("samples window"))
+        wrow.addWidget(self.window_combo, 1)
+        lay.addLayout(wrow)
         self.bar = QProgressBar()
         self.bar.setFormat("%v / %m")
         # Labels of fixed height: a text that changed its height would re-lay out the dock,
@@ -117,8 +128,26 @@ class EngineDock(QWidget):
         """Model-space images shaped like the coming samples, to create their layer early."""
         return None
 
+    #: columns of the samples mosaic (None: about square)
+    mosaic_cols: int | None = None
+
+    def resumable(self, run_dir: Path | None) -> bool:
+        """Whether ``run_dir`` holds a checkpoint the engine can continue."""
+        if run_dir is None:
+            return False
+        from ..training.state import RunDir
+
+        return RunDir(run_dir, create=False).has("last")
+
     def step_text(self, ev: Step) -> str:
         return "  ".join(f"{k} {v:.4g}" for k, v in ev.losses.items())
+
+    def plot_values(self, ev: Step) -> dict[str, float]:
+        """What the live plot shows of a step, under the names it shows."""
+        return ev.losses
+
+    def metrics_text(self, metrics: dict[str, float]) -> str:
+        return "".join(f"\n{k} = {v:.4g}" for k, v in metrics.items())
 
     # -- control -----------------------------------------------------------------------------
     @property
@@ -184,7 +213,7 @@ class EngineDock(QWidget):
                 self.show_samples(placeholder)
         elif isinstance(ev, Step):
             self.last_step = ev.step
-            self.plot.add(ev.step, ev.losses)
+            self.plot.add(ev.step, self.plot_values(ev))
             self._pending_step = ev
         elif isinstance(ev, Samples):
             self._pending_samples = ev.images
@@ -207,7 +236,7 @@ class EngineDock(QWidget):
             else:
                 self.output = ev.output
                 self.bar.setValue(self.bar.maximum())
-                self.status.setText(f"finished: {ev.output}" + "".join(f"\n{k} = {v:.4g}" for k, v in ev.metrics.items()))
+                self.status.setText(f"finished: {ev.output}" + self.metrics_text(ev.metrics))
 
     def flush(self) -> None:
         """Apply what arrived since the last tick: samples, or else the newest step (bar, ETA,
@@ -242,19 +271,29 @@ class EngineDock(QWidget):
         self.show_samples(images)
 
     def show_samples(self, images: np.ndarray) -> None:
-        from ..analysis.navigation import window_limits
+        """Samples as one mosaic image beside the CT, in mm (see placement.py)."""
+        from ..analysis.navigation import model_pixel_mm
         from ..data.preprocess import DEFAULT
 
-        hu = DEFAULT.model_to_hu(np.asarray(images, dtype=np.float32))
+        images = np.asarray(images, dtype=np.float32)
+        images = images.reshape(-1, *images.shape[-2:])
+        tiles = mosaic(DEFAULT.model_to_hu(images), self.mosaic_cols)
         if self.samples_layer in self.viewer.layers:
             layer = self.viewer.layers[self.samples_layer]
-            if isinstance(layer.data, np.ndarray) and layer.data.shape == hu.shape and layer.data.flags.writeable:
-                layer.data[...] = hu  # in place: no re-slicing of the whole layer
+            if isinstance(layer.data, np.ndarray) and layer.data.shape == tiles.shape and layer.data.flags.writeable:
+                layer.data[...] = tiles  # in place: no re-slicing of the whole layer
                 layer.refresh()
             else:
-                layer.data = hu
+                layer.data = tiles
         else:
-            self.viewer.add_image(hu, name=self.samples_layer, colormap="gray", contrast_limits=window_limits("lung"))
+            add_generated(self.viewer, tiles, name=self.samples_layer, pixel_mm=model_pixel_mm(images.shape[-1]),
+                          window=self.window_combo.currentText())
+
+    def _apply_window(self, name: str) -> None:
+        from ..analysis.navigation import window_limits
+
+        if self.samples_layer in self.viewer.layers:
+            self.viewer.layers[self.samples_layer].contrast_limits = window_limits(name)
 
     def _on_done(self, error: BaseException | None) -> None:
         self._last_samples = 0.0
@@ -277,7 +316,8 @@ class EngineDock(QWidget):
         running = state in ("running", "stopping")
         self.start_btn.setEnabled(not running)
         self.stop_btn.setEnabled(state == "running")
-        self.resume_btn.setEnabled(not running and self.run_dir is not None and state in ("stopped", "failed"))
+        # only a run that left a checkpoint can be resumed (a failure before the first one cannot)
+        self.resume_btn.setEnabled(not running and state in ("stopped", "failed") and self.resumable(self.run_dir))
         self.inputs.setEnabled(not running)
         self.state_changed.emit(state)
 

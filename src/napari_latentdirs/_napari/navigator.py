@@ -1,7 +1,8 @@
 """Latent navigator: walk a generator's latent space along discovered directions.
 
-The stack layer has axes (latent, shift, y, x) and holds HU (the exact
-inverse of the preprocessing). Every control change submits a request to a
+The stack layer has axes (latent, shift α, z, y, x) and holds HU (the exact
+inverse of the preprocessing); it sits beside any CT in the viewer, in mm, on
+axes of its own (see placement.py), and the dock shows the shift α on screen. Every control change submits a request to a
 one-slot mailbox; a worker thread streams the frame being looked at first and
 then the rest of the stack, and stale requests are dropped, so the newest
 always wins. Frames are written into the layer on the GUI thread only.
@@ -25,6 +26,7 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QListWidget,
     QPushButton,
     QSpinBox,
@@ -36,15 +38,21 @@ from superqt import QLabeledDoubleRangeSlider
 from ..analysis import export as ex
 from ..analysis.demo import DEMO_NAMES, demo_model
 from ..analysis.navigation import (
+    DirectionInfo,
     StackChunk,
     StackRequest,
     StackStreamer,
+    direction_info,
+    model_pixel_mm,
     random_latents,
     shift_grid,
     window_limits,
 )
 from ..data.preprocess import Preprocessing
+from ..models.custom import is_factory_spec
 from ..models.direction_set import DirectionSet
+from .placement import add_generated, as_stack, axis_of, is_generated
+from .scroll import scrolling_layout
 from .stack_feed import StackFeed
 from .workers import EngineRunner
 
@@ -92,6 +100,9 @@ class LatentNavigator(QWidget):
         self._layer: Any = None
         self.last_export: list[Path] = []
         self.inversion_error: float | None = None
+        self.pixel_mm = ex.DEFAULT_PIXEL_MM
+        self.info: DirectionInfo | None = None
+        self.fingerprint_mismatch = False
         self.feed = StackFeed(self, self._on_chunk, self._on_stream_error, viewer=napari_viewer, name="latent navigator")
         self._jobs = EngineRunner(self, on_event=self._on_job, on_done=self._on_job_done, viewer=napari_viewer, name="latent navigator job")
         self._play_timer = QTimer(self)
@@ -100,16 +111,26 @@ class LatentNavigator(QWidget):
         self._build_ui()
         self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
         self.viewer.layers.events.removed.connect(self._refresh_layer_choices)
+        self.viewer.dims.events.current_step.connect(self._show_alpha)
         self._refresh_layer_choices()
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
-        lay = QVBoxLayout(self)
+        lay = scrolling_layout(self)
         model = QGroupBox("Model")
         mf = QFormLayout(model)
         self.generator_edit = FileEdit(mode="r", filter="*.safetensors")
+        self.factory_edit = QLineEdit()
+        self.factory_edit.setPlaceholderText("or package.module:factory")
+        self.factory_edit.setToolTip("your own generator: a factory returning an nn.Module with latent_dim and "
+                                     "forward(z) -> (B, C, H, W) in [-1, 1]")
+        self.weights_edit = FileEdit(mode="r", filter="*.safetensors *.pt *.pth")
         self.directions_edit = FileEdit(mode="r", filter="*.safetensors")
-        mf.addRow("generator", self.generator_edit.native)
+        grow = QHBoxLayout()
+        grow.addWidget(self.generator_edit.native, 3)
+        grow.addWidget(self.factory_edit, 2)
+        mf.addRow("generator", grow)
+        mf.addRow("factory weights", self.weights_edit.native)
         mf.addRow("directions", self.directions_edit.native)
         row = QHBoxLayout()
         self.load_btn = QPushButton("Load")
@@ -170,6 +191,9 @@ class LatentNavigator(QWidget):
         df.addRow("frames", self.frames_spin)
         df.addRow("window", self.window_combo)
         dl.addLayout(df)
+        self.alpha_label = QLabel("shift α: -")
+        self.alpha_label.setStyleSheet("font-weight: bold")
+        dl.addWidget(self.alpha_label)
         prow = QHBoxLayout()
         self.play_btn = QPushButton("Play")
         self.play_btn.setCheckable(True)
@@ -210,7 +234,7 @@ class LatentNavigator(QWidget):
 
         current = self.ct_combo.currentText()
         # CT slices are 2-D or 3-D image layers; the generated (latent, shift, y, x) stacks are not
-        names = [ly.name for ly in self.viewer.layers if isinstance(ly, Image) and ly.ndim in (2, 3) and ly.name != LAYER_NAME]
+        names = [ly.name for ly in self.viewer.layers if isinstance(ly, Image) and ly.ndim in (2, 3) and not is_generated(ly)]
         self.ct_combo.clear()
         self.ct_combo.addItems(names)
         if current in names:
@@ -218,14 +242,16 @@ class LatentNavigator(QWidget):
 
     # ------------------------------------------------------------------ model
     def _load_clicked(self) -> None:
-        gen = str(self.generator_edit.value or "")
+        factory = self.factory_edit.text().strip()
+        gen = factory or str(self.generator_edit.value or "")
         dirs = str(self.directions_edit.value or "")
         if not gen or gen == ".":
             # nothing chosen: offer the bundled demo (the one selected next to the button)
             self.load_demo(DEMO_NAMES[self.demo_combo.currentIndex()])
             return
+        weights = str(self.weights_edit.value or "") if factory else ""
         try:
-            self.load(gen, dirs if dirs and dirs != "." else None)
+            self.load(gen, dirs if dirs and dirs != "." else None, weights=weights if weights not in ("", ".") else None)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             from napari.utils.notifications import show_error
 
@@ -247,22 +273,52 @@ class LatentNavigator(QWidget):
         directions_path: str | Path | None = None,
         name: str | None = None,
         show_paths: bool = True,
+        weights: str | Path | None = None,
     ) -> None:
-        from ..models.registry import load_generator
+        """Load a generator file, run folder or ``module:factory`` (with ``weights``) and a
+        direction set; warns when the set was made for another generator."""
+        from ..training.directions import resolve_generator
 
-        gen = load_generator(generator_path)
+        spec = str(generator_path)
+        gen, fingerprint, _kind = resolve_generator(spec, weights=weights)
         ds = DirectionSet.load(directions_path) if directions_path else None
-        self.set_model(gen, ds, name or Path(generator_path).stem)
+        p = Path(spec)
+        if is_factory_spec(spec) or p.is_dir():
+            default_name = spec if is_factory_spec(spec) else p.name
+        else:  # a run's generator.safetensors is named after its run
+            default_name = p.parent.name if p.name == "generator.safetensors" else p.stem
+        info = direction_info(ds, directions_path) if ds is not None else None
+        self.set_model(gen, ds, name or default_name, info=info)
+        self.check_fingerprint(fingerprint)
         if not show_paths:
             return
-        self.generator_edit.value = str(generator_path)
+        if is_factory_spec(spec):
+            self.factory_edit.setText(spec)
+        else:
+            self.generator_edit.value = spec
         if directions_path:
             self.directions_edit.value = str(directions_path)
 
-    def set_model(self, generator: Any, directions: DirectionSet | None, name: str = "model") -> None:
-        """Use an in-memory generator (and direction set); restarts the stream worker."""
+    def check_fingerprint(self, fingerprint: str) -> bool:
+        """Warn (napari notification + model line) when the direction set records another
+        generator than the one loaded; its directions then mean nothing for this one."""
+        recorded = self.directions.generator if self.directions is not None else ""
+        self.fingerprint_mismatch = bool(recorded and fingerprint and recorded != fingerprint)
+        if self.fingerprint_mismatch:
+            from napari.utils.notifications import show_warning
+
+            text = (f"the direction set was made for another generator (fingerprint {recorded[:12]}…, "
+                    f"loaded {fingerprint[:12]}…): its directions may mean nothing here")
+            show_warning(f"latent navigator: {text}")
+            self.model_label.setText(self.model_label.text() + f"\n⚠ {text}")
+        return not self.fingerprint_mismatch
+
+    def set_model(self, generator: Any, directions: DirectionSet | None, name: str = "model",
+                  info: DirectionInfo | None = None) -> None:
+        """Use an in-memory generator (and direction set); the stream switches to it at once."""
         if directions is not None and directions.latent_dim != generator.latent_dim:
             raise ValueError(f"direction set has dimension {directions.latent_dim}, the generator {generator.latent_dim}")
+        self.fingerprint_mismatch = False
         self.feed.set_generator(generator)
         self.generator = generator
         self.directions = directions
@@ -271,11 +327,12 @@ class LatentNavigator(QWidget):
         with torch.inference_mode():
             probe = generator.generate(torch.zeros(1, generator.latent_dim, device=self.feed.streamer.device))
         self.frame_shape = (int(probe.shape[-2]), int(probe.shape[-1]))
+        self.pixel_mm = model_pixel_mm(self.frame_shape[-1], getattr(generator, "meta", None))
+        self.info = info if info is not None else (direction_info(directions) if directions is not None else None)
         self.direction_list.blockSignals(True)
         self.direction_list.clear()
-        if directions is not None:
-            labels = directions.labels or [""] * directions.K
-            self.direction_list.addItems([f"{k}: {lab}" if lab else f"direction {k}" for k, lab in enumerate(labels)])
+        if self.info is not None:
+            self.direction_list.addItems([self.info.item_text(k) for k in range(directions.K)])
         self.direction_list.blockSignals(False)
         half = default_shift(directions)
         lim = max(20.0, 2 * half)
@@ -285,11 +342,15 @@ class LatentNavigator(QWidget):
         self.shift_slider.blockSignals(False)
         kind = "VAE" if hasattr(generator, "encode") else "GAN"
         k = directions.K if directions is not None else 0
-        self.model_label.setText(f"{name}: {kind}, d={generator.latent_dim}, {k} directions ({directions.method if directions else 'none'})")
+        run = f"; run {self.info.run}" if self.info is not None and self.info.run else ""
+        self.model_label.setText(f"{name}: {kind}, d={generator.latent_dim}, {k} directions "
+                                 f"({directions.method if directions else 'none'}){run}")
         self._set_model_controls(True)
         self.source_combo.setCurrentIndex(0)
         self.z = random_latents(self.n_spin.value(), generator.latent_dim, self.seed_spin.value())
         self._stack = None
+        if self._layer is not None and self._layer in self.viewer.layers:
+            self._layer.visible = False  # the old model's frames never show under the new name
         if directions is not None and directions.K:
             self.direction_list.setCurrentRow(0)  # submits the first request
 
@@ -317,7 +378,11 @@ class LatentNavigator(QWidget):
         if src == 1 and not hasattr(self.generator, "encode"):
             self.latent_label.setText("this generator has no encoder: use inversion (GAN)")
             return
-        x = self.current_ct_slice()
+        try:
+            x = self.current_ct_slice()
+        except ValueError as exc:
+            self.latent_label.setText(str(exc))
+            return
         if x is None:
             self.latent_label.setText("choose a CT image layer")
             return
@@ -341,6 +406,10 @@ class LatentNavigator(QWidget):
         layer = self.viewer.layers[name]
         data = layer.data
         if layer.ndim > 2:
+            shown = tuple(self.viewer.dims.displayed)
+            if shown[-2:] != (self.viewer.dims.ndim - 2, self.viewer.dims.ndim - 1) or self.viewer.dims.ndisplay != 2:
+                raise ValueError("show the CT as axial 2-D slices (its last two axes) to encode the slice on screen")
+            # the slice on screen: the viewer's point mapped into the CT's own data axes
             pos = np.round(np.asarray(layer.world_to_data(self.viewer.dims.point))).astype(int)
             idx = tuple(int(np.clip(p, 0, s - 1)) for p, s in zip(pos[:-2], data.shape[:-2]))
             data = data[idx]
@@ -375,10 +444,30 @@ class LatentNavigator(QWidget):
         return max(self.direction_list.currentRow(), 0)
 
     def visible_index(self, n: int, s: int, shifts: np.ndarray) -> tuple[int, int]:
-        if self._layer is not None and self._layer in self.viewer.layers and self.viewer.dims.ndim == 4:
+        if self._layer is not None and self._layer in self.viewer.layers and self._layer.visible:
             step = self.viewer.dims.current_step
-            return int(min(step[0], n - 1)), int(min(step[1], s - 1))
+            li, si = axis_of(self.viewer, self._layer, 0), axis_of(self.viewer, self._layer, 1)
+            return int(min(step[li], n - 1)), int(min(step[si], s - 1))
         return 0, int(np.argmin(np.abs(shifts)))
+
+    def current_alpha(self) -> float | None:
+        """The shift α of the frame on screen (None before the first stack)."""
+        req = self.current
+        if req is None or self._layer is None or self._layer not in self.viewer.layers:
+            return None
+        si = int(self.viewer.dims.current_step[axis_of(self.viewer, self._layer, 1)])
+        return float(req.shifts[min(max(si, 0), req.shifts.size - 1)])
+
+    def _show_alpha(self, *_: Any) -> None:
+        alpha = self.current_alpha()
+        if alpha is None:
+            self.alpha_label.setText("shift α: -")
+            return
+        k = self.direction_index()
+        name = self.info.item_text(k) if self.info is not None else f"#{k}"
+        self.alpha_label.setText(f"shift α = {alpha:+.2f}   along {name}")
+        if self._layer is not None:
+            self._layer.metadata.setdefault("latentdirs", {})["alpha"] = alpha
 
     @property
     def streamer(self) -> StackStreamer | None:
@@ -415,35 +504,40 @@ class LatentNavigator(QWidget):
 
     def _show(self, fresh: bool, req: StackRequest) -> None:
         layer = self._layer
+        k = self.direction_index()
         meta = {
             "latentdirs": {
                 "model": self.model_name,
-                "direction": self.direction_index(),
+                "direction": k,
+                "label": self.info.labels[k] if self.info is not None and k < len(self.info.labels) else "",
+                "run": self.info.run if self.info is not None else "",
                 "shifts": req.shifts.tolist(),
-                "pixel_mm": [ex.DEFAULT_PIXEL_MM, ex.DEFAULT_PIXEL_MM],
-                "axes": ["latent", "shift", "y", "x"],
+                "pixel_mm": [self.pixel_mm, self.pixel_mm],
+                "axes": ["latent", "shift α", "z", "y", "x"],
             }
         }
         if layer is None or layer not in self.viewer.layers:
-            self._layer = self.viewer.add_image(
-                self._stack,
-                name=LAYER_NAME,
-                colormap="gray",
-                contrast_limits=window_limits(self.window_combo.currentText()),
-                metadata=meta,
-            )
-            self.viewer.dims.axis_labels = ("latent", "shift", "y", "x")
-            step = list(self.viewer.dims.current_step)
-            step[0], step[1] = req.visible
-            self.viewer.dims.current_step = tuple(step)
+            assert self._stack is not None
+            self._layer = add_generated(self.viewer, as_stack(self._stack), name=LAYER_NAME, pixel_mm=self.pixel_mm,
+                                        window=self.window_combo.currentText(), metadata=meta)
+            self.viewer.dims.set_current_step(axis_of(self.viewer, self._layer, 0), req.visible[0])
+            self.viewer.dims.set_current_step(axis_of(self.viewer, self._layer, 1), req.visible[1])
             self._refresh_layer_choices()
+            self._show_alpha()
             return
         layer.metadata.update(meta)
         if fresh:
-            layer.data = self._stack
-            layer.contrast_limits = window_limits(self.window_combo.currentText())
+            assert self._stack is not None
+            layer.data = as_stack(self._stack)  # its contrast limits are the user's: left as they are
+            layer.metadata["latentdirs_generated"]["pixel_mm"] = self.pixel_mm
+            from .placement import arrange
+
+            arrange(self.viewer)
         else:
             layer.refresh()
+        if not layer.visible:
+            layer.visible = True
+        self._show_alpha()
 
     @property
     def layer(self) -> Any:
@@ -466,25 +560,27 @@ class LatentNavigator(QWidget):
             self.play_btn.setChecked(on)
 
     def _play_step(self) -> None:
-        if self._layer is None or self.viewer.dims.ndim != 4:
+        if self._layer is None or self._layer not in self.viewer.layers:
             return
         s = self.frames_spin.value()
-        cur = int(self.viewer.dims.current_step[1])
+        axis = axis_of(self.viewer, self._layer, 1)
+        cur = int(self.viewer.dims.current_step[axis])
         nxt = cur + self._play_dir
         if not 0 <= nxt < s:  # ping-pong like the exported sweeps
             self._play_dir = -self._play_dir
             nxt = cur + self._play_dir
-        self.viewer.dims.set_current_step(1, int(np.clip(nxt, 0, s - 1)))
+        self.viewer.dims.set_current_step(axis, int(np.clip(nxt, 0, s - 1)))
 
     def copy_to_layer(self) -> Any:
         """The current stack as an independent new layer (its own copy of the data)."""
         if self._stack is None:
             return None
-        return self.viewer.add_image(
-            self._stack.copy(),
+        return add_generated(
+            self.viewer,
+            as_stack(self._stack.copy()),
             name=f"{self.model_name} dir {self.direction_index()}",
-            colormap="gray",
-            contrast_limits=window_limits(self.window_combo.currentText()),
+            pixel_mm=self.pixel_mm,
+            window=self.window_combo.currentText(),
             metadata={"latentdirs": dict(self._layer.metadata.get("latentdirs", {}))} if self._layer is not None else {},
         )
 
@@ -507,8 +603,7 @@ class LatentNavigator(QWidget):
             return
         stack = self._stack.copy()
         req = self.current
-        vi = int(self.viewer.dims.current_step[0]) if self.viewer.dims.ndim == 4 else 0
-        vi = min(vi, stack.shape[0] - 1)
+        vi = self.visible_index(stack.shape[0], stack.shape[1], req.shifts)[0]
         window = self.window_combo.currentText()
         k = self.direction_index()
         label = (self.directions.labels or [""] * self.directions.K)[k] or f"direction {k}"
@@ -521,9 +616,9 @@ class LatentNavigator(QWidget):
             if kind == ".tif":
                 yield [ex.write_tiff(path, stack, frame_step=step, metadata=meta)]
             elif kind == ".gif":
-                yield [ex.write_gif(path, stack[vi], window)]
+                yield [ex.write_gif(path, stack[vi], window, shifts=req.shifts.tolist())]
             elif kind == ".mp4":
-                yield [ex.write_mp4(path, stack[vi], window)]
+                yield [ex.write_mp4(path, stack[vi], window, shifts=req.shifts.tolist())]
             elif kind == ".png":
                 ks = list(range(min(ds.K, 8)))
                 cols = shift_grid(float(req.shifts.min()), float(req.shifts.max()), 7 if req.shifts.size >= 7 else req.shifts.size)

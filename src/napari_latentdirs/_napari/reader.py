@@ -51,5 +51,14 @@ def read_dicom(path: str | list[str]) -> list[tuple]:
         for vol in load_ct(p):
             if vol.problems:
                 log.warning("series %s: %s", vol.series_uid, "; ".join(vol.problems))
+                _notify_problems(vol)
             layers.append(volume_to_layer(vol))
     return layers
+
+
+def _notify_problems(vol: CTVolume) -> None:
+    # gaps, duplicates and non-uniform spacing distort the mm scale: say so on screen
+    from napari.utils.notifications import show_warning
+
+    desc = vol.meta.get("series_description") or vol.series_uid[-12:]
+    show_warning(f"DICOM series {desc}: " + "; ".join(vol.problems))

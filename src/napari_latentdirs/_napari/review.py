@@ -28,21 +28,31 @@ from qtpy.QtWidgets import (
     QPushButton,
     QRadioButton,
     QSpinBox,
-    QVBoxLayout,
     QWidget,
 )
 
 from ..analysis.demo import DEMO_NAMES, demo_model
 from ..analysis.navigation import (
+    WINDOWS,
     StackChunk,
     StackRequest,
+    model_pixel_mm,
     random_latents,
     shift_grid,
     window_limits,
 )
-from ..analysis.review import LABEL_PRESETS, ReviewSession, score
+from ..analysis.review import (
+    LABEL_PRESETS,
+    RATING_ANCHORS,
+    ReviewSession,
+    reader_study,
+    reviews_beside,
+    score,
+)
 from ..models.direction_set import DirectionSet
 from .navigator import default_shift
+from .placement import add_generated, as_stack, axis_of
+from .scroll import scrolling_layout
 from .stack_feed import StackFeed
 
 LAYER_NAME = "review stack"
@@ -63,6 +73,7 @@ class ReviewWidget(QWidget):
         self.z: np.ndarray | None = None
         self._stack: np.ndarray | None = None
         self._layer: Any = None
+        self._shifts: np.ndarray | None = None
         self.saved: tuple[Path, Path] | None = None
         self.feed = StackFeed(self, self._on_chunk, lambda e: self.status.setText(f"generation failed: {e}"), viewer=napari_viewer, name="review")
         self._timer = QTimer(self)
@@ -72,7 +83,7 @@ class ReviewWidget(QWidget):
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
-        lay = QVBoxLayout(self)
+        lay = scrolling_layout(self)
         setup = QGroupBox("Session")
         f = QFormLayout(setup)
         self.generator_edit = FileEdit(mode="r", filter="*.safetensors")
@@ -131,9 +142,18 @@ class ReviewWidget(QWidget):
         self.rating_group = QButtonGroup(self)
         for r in range(1, 6):
             b = QRadioButton(str(r))
+            b.setToolTip(f"{r} = {RATING_ANCHORS[r]}")
             self.rating_group.addButton(b, r)
             rrow.addWidget(b)
         g.addRow("rating", rrow)
+        anchors = QLabel(f"1 = {RATING_ANCHORS[1]} … 5 = {RATING_ANCHORS[5]}")
+        anchors.setWordWrap(True)
+        anchors.setStyleSheet("color: gray")
+        g.addRow(anchors)
+        self.rating_hint = QLabel("")
+        self.rating_hint.setWordWrap(True)
+        self.rating_group.idToggled.connect(self._rating_toggled)
+        g.addRow(self.rating_hint)
         self.notes = QPlainTextEdit()
         self.notes.setFixedHeight(60)
         g.addRow("notes", self.notes)
@@ -148,17 +168,29 @@ class ReviewWidget(QWidget):
         for b in (self.prev_btn, self.play_btn, self.next_btn):
             nav.addWidget(b)
         g.addRow(nav)
+        self.window_combo = QComboBox()
+        self.window_combo.addItems(list(WINDOWS))
+        self.window_combo.currentTextChanged.connect(self._apply_window)
+        g.addRow("window", self.window_combo)
+        self.alpha_label = QLabel("shift α: -")
+        self.alpha_label.setStyleSheet("font-weight: bold")
+        g.addRow(self.alpha_label)
         lay.addWidget(item)
         self.item_box = item
         self.result = QLabel("")
         self.result.setWordWrap(True)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         lay.addWidget(self.result)
+        self.compare_btn = QPushButton("Compare readers")
+        self.compare_btn.setToolTip("accuracy, specificity and Cohen's κ over every review saved beside the direction set")
+        self.compare_btn.clicked.connect(self.compare_readers)
+        lay.addWidget(self.compare_btn)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         lay.addWidget(self.status)
         lay.addStretch(1)
         item.setEnabled(False)
+        self.viewer.dims.events.current_step.connect(self._show_alpha)
 
     # ------------------------------------------------------------------ sessions
     def _paths(self) -> tuple[Path, Path]:
@@ -185,7 +217,7 @@ class ReviewWidget(QWidget):
             try:
                 g, _d = self._paths()
                 self.load_review(path, g)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, IndexError) as exc:
                 self.status.setText(str(exc))
 
     def _set_model(self, generator_path: Path, directions_path: Path) -> None:
@@ -214,8 +246,11 @@ class ReviewWidget(QWidget):
         self._begin()
 
     def load_review(self, review_path: str | Path, generator_path: Path) -> None:
+        """Reopen a saved review: every field checked, indices against the direction set."""
         session = ReviewSession.load(review_path)
         self._set_model(Path(generator_path), Path(session.directions_path))
+        assert self.directions is not None
+        session.check_against(self.directions, str(review_path))
         self.session = session
         self.reader_edit.setText(session.reader)
         self.blind_check.setChecked(session.blind)
@@ -278,13 +313,44 @@ class ReviewWidget(QWidget):
         self.status.setText(f"saved {self.saved[0].name} and {self.saved[1].name} beside the direction set")
         return self.saved
 
+    def _rating_toggled(self, rid: int, on: bool) -> None:
+        if on:
+            self.rating_hint.setText(f"{rid} = {RATING_ANCHORS[rid]}")
+
+    def compare_readers(self) -> dict | None:
+        """Every reader's review of this direction set, as a reader study (>= 2 readers)."""
+        if self.directions_path is None:
+            self.result.setText("start or load a review first")
+            return None
+        sessions, bad = [], []
+        for path in reviews_beside(self.directions_path):
+            try:
+                sessions.append(ReviewSession.load(path, directions=self.directions))
+            except (OSError, ValueError) as exc:
+                bad.append(f"skipped {path.name}: {exc}")
+        if len(sessions) < 2:
+            self.result.setText("\n".join([f"{len(sessions)} review(s) beside the set: a reader study needs two or more", *bad]))
+            return None
+        st = reader_study(sessions)
+        lines = [f"{len(sessions)} readers of {self.directions_path.name}:"]
+        for r in st["readers"]:
+            lines.append(f"  {r['reader']}: accuracy {r.get('accuracy', float('nan')):.2f}, sensitivity "
+                         f"{r.get('sensitivity', float('nan')):.2f}, specificity {r.get('specificity', float('nan')):.2f} ({r['n']} items)")
+        for p in st["pairs"]:
+            lines.append(f"  κ {p['readers'][0]} / {p['readers'][1]} = {p['kappa']:.2f} over {p['n']} common items")
+        if "mean_kappa" in st:
+            lines.append(f"mean Cohen's κ {st['mean_kappa']:.2f}")
+        self.result.setText("\n".join(lines + bad))
+        return st
+
     def finish(self) -> dict[str, float]:
         assert self.session is not None
         sc = score(self.session)
         if self.session.blind and "accuracy" in sc:
             lines = [
                 f"Reviewed {int(sc['n_reviewed'])} items ({int(sc['n_discovered'])} discovered, {int(sc['n_random'])} random).",
-                f"Told discovered from random: accuracy {sc['accuracy']:.2f}" + (f", AUC {sc['auc']:.2f}" if "auc" in sc else ""),
+                f"Told discovered from random: accuracy {sc['accuracy']:.2f}" + (f", AUC {sc['auc']:.2f}" if "auc" in sc else "")
+                + (f", sensitivity {sc['sensitivity']:.2f}, specificity {sc['specificity']:.2f}" if "specificity" in sc else ""),
             ]
             for src in ("discovered", "random"):
                 if f"interpretable_{src}" in sc:
@@ -302,18 +368,34 @@ class ReviewWidget(QWidget):
             self._stack = np.full(shape, -1000.0, dtype=np.float32)
         assert self._stack is not None
         self._stack[chunk.latent_idx, chunk.shift_idx] = chunk.frames
+        self._shifts = req.shifts
         if self._layer is None or self._layer not in self.viewer.layers:
-            self._layer = self.viewer.add_image(self._stack, name=LAYER_NAME, colormap="gray", contrast_limits=window_limits("lung"))
-            self.viewer.dims.axis_labels = ("latent", "shift", "y", "x")
-            step = list(self.viewer.dims.current_step)
-            step[0], step[1] = req.visible
-            self.viewer.dims.current_step = tuple(step)
+            px = model_pixel_mm(chunk.frames.shape[-1], getattr(self.generator, "meta", None))
+            self._layer = add_generated(self.viewer, as_stack(self._stack), name=LAYER_NAME, pixel_mm=px,
+                                        window=self.window_combo.currentText())
+            self.viewer.dims.set_current_step(axis_of(self.viewer, self._layer, 0), req.visible[0])
+            self.viewer.dims.set_current_step(axis_of(self.viewer, self._layer, 1), req.visible[1])
         elif fresh:
-            self._layer.data = self._stack
+            self._layer.data = as_stack(self._stack)
         else:
             self._layer.refresh()
+        self._show_alpha()
         if chunk.done:
             self.stack_complete.emit(chunk.ticket)
+
+    def current_alpha(self) -> float | None:
+        if self._layer is None or self._layer not in self.viewer.layers or self._shifts is None:
+            return None
+        si = int(self.viewer.dims.current_step[axis_of(self.viewer, self._layer, 1)])
+        return float(self._shifts[min(max(si, 0), self._shifts.size - 1)])
+
+    def _show_alpha(self, *_: Any) -> None:
+        alpha = self.current_alpha()
+        self.alpha_label.setText("shift α: -" if alpha is None else f"shift α = {alpha:+.2f}")
+
+    def _apply_window(self, name: str) -> None:
+        if self._layer is not None:
+            self._layer.contrast_limits = window_limits(name)
 
     @property
     def layer(self) -> Any:
@@ -326,15 +408,16 @@ class ReviewWidget(QWidget):
             self._timer.stop()
 
     def _play_step(self) -> None:
-        if self._stack is None or self.viewer.dims.ndim != 4:
+        if self._stack is None or self._layer is None or self._layer not in self.viewer.layers:
             return
         s = self._stack.shape[1]
-        cur = int(self.viewer.dims.current_step[1])
+        axis = axis_of(self.viewer, self._layer, 1)
+        cur = int(self.viewer.dims.current_step[axis])
         nxt = cur + self._dir
         if not 0 <= nxt < s:
             self._dir = -self._dir
             nxt = cur + self._dir
-        self.viewer.dims.set_current_step(1, int(np.clip(nxt, 0, s - 1)))
+        self.viewer.dims.set_current_step(axis, int(np.clip(nxt, 0, s - 1)))
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         self.shutdown()

@@ -39,21 +39,28 @@ class StackFeed:
         return self._runner.thread_alive
 
     def set_generator(self, generator: Any, chunk_size: int = 20) -> None:
-        self.stop()
+        """Switch models without stopping the worker: whatever it is generating for the old
+        model goes stale now, and every later request carries the new model with it.
+        (Stopping and restarting the worker here left the navigator stuck: the old
+        worker's end is only processed by the event loop, after this call, so the
+        restart never happened.)"""
+        self.mailbox.cancel()
+        self.current = None
         self.streamer = StackStreamer(generator, chunk_size=chunk_size)
 
     def submit(self, req: StackRequest) -> StackRequest:
         if self.streamer is None:
             raise RuntimeError("no generator set")
-        req = self.mailbox.submit(req)
+        streamer = self.streamer
+        req = self.mailbox.submit(req, streamer)
         self.current = req
         if sync_workers():
             self.mailbox.take(0)
-            for chunk in self.streamer.stream(req, lambda t=req.ticket: self.mailbox.is_current(t)):
+            for chunk in streamer.stream(req, lambda t=req.ticket: self.mailbox.is_current(t)):
                 self._deliver(chunk)
         elif not self._runner.running:
-            streamer, box = self.streamer, self.mailbox
-            self._runner.start(lambda stop: serve(streamer, box, stop), "streaming shifted stacks")
+            box = self.mailbox
+            self._runner.start(lambda stop: serve(None, box, stop), "streaming shifted stacks")
         return req
 
     def is_current(self, ticket: int) -> bool:

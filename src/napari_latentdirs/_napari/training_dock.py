@@ -15,7 +15,7 @@ from magicgui.widgets import FileEdit
 from qtpy.QtWidgets import QComboBox, QFormLayout, QSpinBox
 
 from ..engine_process import EngineJob
-from ..training.jobs import DATA_SOURCES
+from ..training.jobs import DATA_SOURCES, check_training_data
 from .engine_dock import EngineDock
 
 MODELS = {"GAN (DCGAN)": "gan", "VAE (ResNet)": "vae"}
@@ -24,6 +24,7 @@ MODELS = {"GAN (DCGAN)": "gan", "VAE (ResNet)": "vae"}
 class TrainingDock(EngineDock):
     title = "Train generator"
     samples_layer = "training samples"
+    mosaic_cols = 4
     _cfg: Any = None
 
     def build_inputs(self, form: QFormLayout) -> None:
@@ -99,9 +100,8 @@ class TrainingDock(EngineDock):
     def make_engine(self, run_dir: Path, resume: bool) -> EngineJob:
         cfg = self._cfg = self.config()  # validates on the GUI thread: a bad setting fails with a message
         source = DATA_SOURCES[self.data_combo.currentIndex()]
-        path = str(self.data_edit.value or "")
-        if source != DATA_SOURCES[0] and (not path or path == "." or not Path(path).exists()):
-            raise ValueError(f"choose the {source} to train on")
+        path = str(self.data_edit.value or "") if source != DATA_SOURCES[0] else ""
+        check_training_data(source, path)  # a missing folder or an empty cache: a message, not a failed job
         return EngineJob(
             "napari_latentdirs.training.jobs:generator_job",
             {"kind": self.kind, "cfg": cfg, "source": source, "path": path, "n_phantom": self.phantom_n.value(), "seed": self.seed_spin.value(), "run_dir": str(run_dir)},

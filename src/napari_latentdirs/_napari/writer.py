@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis import export as ex
+from .placement import plain_data  # generated layers' display-only z plane
 
 
 def _spacing(attributes: dict[str, Any], ndim: int) -> tuple[tuple[float, float], float]:
@@ -27,7 +28,7 @@ def _spacing(attributes: dict[str, Any], ndim: int) -> tuple[tuple[float, float]
 
 
 def write_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    arr = np.asarray(data, dtype=np.float32)
+    arr = plain_data(data, attributes.get("metadata")).astype(np.float32, copy=False)
     pixel, step = _spacing(attributes, arr.ndim)
     meta = {"name": attributes.get("name", ""), **((attributes.get("metadata") or {}).get("latentdirs") or {})}
     return [str(ex.write_tiff(path, arr, pixel_mm=pixel, frame_step=abs(step) or 1.0, metadata=meta))]
@@ -35,7 +36,7 @@ def write_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
 
 def write_dicom(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     """One derived CT series in ``path`` (a folder); a 4-D stack gives one series per latent."""
-    arr = np.asarray(data, dtype=np.float32)
+    arr = plain_data(data, attributes.get("metadata")).astype(np.float32, copy=False)
     if arr.ndim not in (2, 3, 4):
         raise ValueError(f"cannot write a {arr.ndim}-D layer as a DICOM series")
     pixel, step = _spacing(attributes, arr.ndim)

@@ -116,18 +116,29 @@ def read_tiff(path: str | Path) -> TiffStack:
 # -- animations ------------------------------------------------------------------------------
 
 
-def write_gif(path: str | Path, frames_hu: np.ndarray, window: str | tuple[float, float] = "lung", fps: float = 12.0) -> Path:
-    """Ping-pong sweep of (S, H, W) HU frames as a looping grayscale GIF."""
+def write_gif(path: str | Path, frames_hu: np.ndarray, window: str | tuple[float, float] = "lung", fps: float = 12.0,
+              shifts: Sequence[float] | None = None) -> Path:
+    """Ping-pong sweep of (S, H, W) HU frames as a looping grayscale GIF (``shifts``: the α of
+    each frame, stamped on it)."""
     import imageio.v3 as iio
 
-    frames = ping_pong(to_uint8(_check_frames(frames_hu), window))
+    frames = ping_pong(_stamped(to_uint8(_check_frames(frames_hu), window), shifts))
     path = Path(path)
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / fps, loop=0)
     return path
 
 
-def write_mp4(path: str | Path, frames_hu: np.ndarray, window: str | tuple[float, float] = "lung", fps: float = 12.0, scale: int = 2) -> Path:
+def _stamped(frames: np.ndarray, shifts: Sequence[float] | None) -> np.ndarray:
+    if shifts is None:
+        return frames
+    from .annotate import stamp_alpha
+
+    return stamp_alpha(frames, list(shifts))
+
+
+def write_mp4(path: str | Path, frames_hu: np.ndarray, window: str | tuple[float, float] = "lung", fps: float = 12.0, scale: int = 2,
+              shifts: Sequence[float] | None = None) -> Path:
     """Ping-pong sweep as H.264 MP4 (yuv420p, so every player opens it).
 
     Frames are upscaled by ``scale`` (nearest) because 128 pixel videos are
@@ -135,9 +146,10 @@ def write_mp4(path: str | Path, frames_hu: np.ndarray, window: str | tuple[float
     """
     import imageio.v3 as iio
 
-    frames = ping_pong(to_uint8(_check_frames(frames_hu), window))
+    frames = to_uint8(_check_frames(frames_hu), window)
     if scale > 1:
         frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    frames = ping_pong(_stamped(frames, shifts))  # stamped after upscaling: sharper text
     h, w = frames.shape[1:]
     ph, pw = (-h) % 16, (-w) % 16
     if ph or pw:

@@ -165,7 +165,10 @@ def direction_gif(generator: Any, direction: np.ndarray, path: str | Path, n: in
     imgs = shift_images(generator, d, [0] * n, z, sweep)  # (n, frames, H, W)
     seq = np.concatenate([np.arange(frames), np.arange(frames - 2, 0, -1)])
     out = [_to_uint8(mosaic(imgs[:, t][None]), window) for t in seq]
+    from .annotate import stamp_alpha  # each frame says its shift: the sweep's ends look alike
+
+    out = stamp_alpha(np.stack(out), [float(sweep[t]) for t in seq])
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, np.stack(out), extension=".gif", duration=duration_ms, loop=0)
+    iio.imwrite(path, out, extension=".gif", duration=duration_ms, loop=0)
     return path

@@ -23,6 +23,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,6 +46,22 @@ def window_limits(name: str) -> tuple[float, float]:
     except KeyError:
         raise ValueError(f"unknown window {name!r}; choose one of {sorted(WINDOWS)}") from None
     return level - width / 2.0, level + width / 2.0
+
+
+#: field of view a generated slice stands for: the training slices are whole axial CT
+#: slices (a typical thoracic FOV) resized to the model's size, not resampled to mm
+DEFAULT_FOV_MM = 350.0
+
+
+def model_pixel_mm(size: int, meta: dict | None = None) -> float:
+    """Pixel spacing in mm of a ``size``-pixel generated slice: the generator's own record
+    (``pixel_mm`` or ``fov_mm`` in its metadata) when it has one, else a 350 mm field."""
+    meta = meta if isinstance(meta, dict) else {}
+    for key, to_mm in (("pixel_mm", lambda v: float(v)), ("fov_mm", lambda v: float(v) / max(int(size), 1))):
+        v = meta.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and 0 < float(v) < 1e4:
+            return to_mm(v)
+    return DEFAULT_FOV_MM / max(int(size), 1)
 
 
 def shift_grid(lo: float, hi: float, n: int) -> np.ndarray:
@@ -197,32 +214,40 @@ class LatestRequest:
     """A one-slot mailbox in which the newest request replaces any waiting one.
 
     ``submit`` is called from the GUI thread, ``take`` from the worker thread;
-    ``is_current(ticket)`` lets a running stream notice it has gone stale.
+    ``is_current(ticket)`` lets a running stream notice it has gone stale. A request
+    may carry a ``context`` (the streamer of the model it was made for), so that a
+    model switch is just a newer request: the worker never runs an old request with
+    a new model or the other way round.
     """
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._pending: StackRequest | None = None
+        self._context: object = None
         self._ticket = 0
 
     @property
     def ticket(self) -> int:
         return self._ticket
 
-    def submit(self, req: StackRequest) -> StackRequest:
+    def submit(self, req: StackRequest, context: object = None) -> StackRequest:
         with self._cond:
             self._ticket += 1
             req = replace(req, ticket=self._ticket)
-            self._pending = req
+            self._pending, self._context = req, context
             self._cond.notify_all()
         return req
 
     def take(self, timeout: float | None = None) -> StackRequest | None:
+        return self.take_with_context(timeout)[0]
+
+    def take_with_context(self, timeout: float | None = None) -> tuple[StackRequest | None, object]:
         with self._cond:
             if self._pending is None:
                 self._cond.wait(timeout)
-            req, self._pending = self._pending, None
-            return req
+            req, ctx = self._pending, self._context
+            self._pending = self._context = None
+            return req, ctx
 
     def is_current(self, ticket: int) -> bool:
         return ticket == self._ticket
@@ -231,18 +256,93 @@ class LatestRequest:
         """Make every running or waiting request stale."""
         with self._cond:
             self._ticket += 1
-            self._pending = None
+            self._pending = self._context = None
             self._cond.notify_all()
 
 
 def serve(
-    streamer: StackStreamer, mailbox: LatestRequest, stop: threading.Event, poll_s: float = 0.05
+    streamer: StackStreamer | None, mailbox: LatestRequest, stop: threading.Event, poll_s: float = 0.05
 ) -> Iterator[StackChunk]:
-    """Worker loop: stream the newest request's chunks until ``stop`` is set."""
+    """Worker loop: stream the newest request's chunks until ``stop`` is set. A request
+    submitted with a streamer as its context is generated with that one."""
     while not stop.is_set():
-        req = mailbox.take(timeout=poll_s)
+        req, ctx = mailbox.take_with_context(timeout=poll_s)
         if req is None:
             continue
+        use = ctx if isinstance(ctx, StackStreamer) else streamer
+        if use is None:
+            continue
         ticket = req.ticket
-        yield from streamer.stream(req, lambda t=ticket: mailbox.is_current(t) and not stop.is_set())
+        yield from use.stream(req, lambda t=ticket: mailbox.is_current(t) and not stop.is_set())
 
+
+@dataclass
+class DirectionInfo:
+    """What the navigator lists for a direction set: a label, selectivity and run per column."""
+
+    labels: list[str]
+    selectivity: list[float | None]
+    run: str = ""
+
+    def item_text(self, k: int) -> str:
+        """``"#93 z_level (selectivity 0.82)"``: the report's way of naming a direction."""
+        label = self.labels[k] if k < len(self.labels) else ""
+        sel = self.selectivity[k] if k < len(self.selectivity) else None
+        text = f"#{k} {label}" if label else f"#{k}"
+        return f"{text} (selectivity {sel:.2f})" if sel is not None else text
+
+
+def direction_info(ds: object, path: str | Path | None = None) -> DirectionInfo:
+    """Labels, selectivity and run name of a direction set: from the set itself (``labels``,
+    ``meta["selectivity"]``, ``meta["run"]``), else from the automatic labels of the
+    ``latentdirs run`` folder it belongs to (``<run>/analysis/labels/<set>.json``)."""
+    K = int(ds.K)  # type: ignore[attr-defined]  # noqa: N806
+    meta = ds.meta if isinstance(getattr(ds, "meta", None), dict) else {}  # type: ignore[attr-defined]
+    labels = list(ds.labels) if ds.labels else [""] * K  # type: ignore[attr-defined]
+    sel_raw = meta.get("selectivity")
+    sel: list[float | None] = (
+        [float(v) if isinstance(v, int | float) else None for v in sel_raw] if isinstance(sel_raw, list) and len(sel_raw) == K
+        else [None] * K
+    )
+    run = str(meta.get("run", "")) if isinstance(meta.get("run", ""), str) else ""
+    if path is not None and (not any(labels) or all(v is None for v in sel) or not run):
+        found = find_run_labels(Path(path))
+        if found is not None:
+            run_name, res_labels, res_sel = found
+            if len(res_labels) == K:
+                labels = labels if any(labels) else res_labels
+                sel = sel if any(v is not None for v in sel) else res_sel
+            run = run or run_name
+    return DirectionInfo(labels, sel, run)
+
+
+def find_run_labels(path: Path, max_up: int = 3) -> tuple[str, list[str], list[float | None]] | None:
+    """``(run name, labels, selectivity)`` when ``path`` is a direction set of a
+    ``latentdirs run`` folder (found through its ``manifest.json``), else None."""
+    import json
+
+    path = Path(path).resolve()
+    for root in list(path.parents)[:max_up]:
+        manifest = root / "manifest.json"
+        if not manifest.is_file():
+            continue
+        try:
+            sets = json.loads(manifest.read_text()).get("sets", {})
+        except (OSError, ValueError, AttributeError):
+            return None
+        tail = path.relative_to(root).parts
+        for name, info in sets.items() if isinstance(sets, dict) else ():
+            recorded = Path(str(info.get("path", ""))) if isinstance(info, dict) else Path()
+            # compare the part inside the run folder: a copied or moved run still matches
+            if recorded.parts[-len(tail):] != tail:
+                continue
+            run_name = f"{root.name} / {name}"
+            lfile = root / "analysis" / "labels" / f"{name}.json"
+            try:
+                doc = json.loads(lfile.read_text())
+                labels = [str(v) for v in doc["labels"]]
+                sel = [float(v) for v in doc["selectivity"]]
+            except (OSError, ValueError, KeyError, TypeError):
+                return run_name, [], []
+            return run_name, labels, list(sel)
+    return None

@@ -14,7 +14,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "baseline", help="compute baseline directions (random, ganspace, sefa, pca-encoded)",
         description="Write a direction set (safetensors + JSON) for a generator by a baseline method.")
-    p.add_argument("--generator", required=True, help="generator file or run folder, or 'analytic[:SIZE]'")
+    p.add_argument("--generator", required=True,
+                   help="generator file or run folder, 'analytic[:SIZE]', or your own 'package.module:factory'")
+    from .directions import add_generator_weights
+
+    add_generator_weights(p)
     p.add_argument("--method", required=True, choices=("random", "ganspace", "sefa", "pca-encoded"))
     p.add_argument("--out", required=True, type=Path, help="output .safetensors file")
     p.add_argument("--K", type=int, dest="K", help="number of directions (default latent_dim)")
@@ -47,7 +51,14 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "pca-encoded" and args.slices is None and args.phantom is None:
         print("error: pca-encoded needs --slices or --phantom", file=sys.stderr)
         return 2
-    generator, fingerprint, _kind = resolve_generator(args.generator, device=args.device)
+    from ..models.custom import CustomGeneratorError
+
+    try:
+        generator, fingerprint, _kind = resolve_generator(args.generator, device=args.device,
+                                                          weights=args.generator_weights)
+    except CustomGeneratorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     ds = compute_baseline(args.method, generator, args.K, slices=load_slices(args), seed=args.seed,
                           n_samples=args.n_samples, generator=fingerprint)
     out = args.out if args.out.suffix == ".safetensors" else args.out.with_suffix(".safetensors")

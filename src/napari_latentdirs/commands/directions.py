@@ -20,11 +20,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Learn K directions A and a reconstructor for a frozen generator; writes "
                     "RUN/directions.safetensors (+ .json), RUN/reconstructor.safetensors, metrics.csv, tb/.")
     p.add_argument("--generator", required=True,
-                   help="generator file or run folder (generator.safetensors), or 'analytic[:SIZE]'")
+                   help="generator file or run folder (generator.safetensors), 'analytic[:SIZE]', "
+                        "or your own 'package.module:factory'")
+    add_generator_weights(p)
     p.add_argument("--out", required=True, type=Path, help="run folder")
     add_direction_options(p)
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
     p.set_defaults(func=run)
+
+
+def add_generator_weights(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--generator-weights", dest="generator_weights", metavar="FILE",
+                   help="weights for a 'module:factory' generator: safetensors, or a state dict "
+                        "(read with torch.load(weights_only=True))")
 
 
 def add_direction_options(p: argparse.ArgumentParser) -> None:
@@ -114,9 +122,15 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     device = args.device or "auto"
+    from ..models.custom import CustomGeneratorError
     from ..utils.runtime import select_device
 
-    generator, fingerprint, kind = resolve_generator(args.generator, device=select_device(device))
+    try:
+        generator, fingerprint, kind = resolve_generator(args.generator, device=select_device(device),
+                                                         weights=args.generator_weights)
+    except CustomGeneratorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     cfg = build_config(args, generator_kind=kind, generator_fingerprint=fingerprint, generator_path=str(args.generator))
     stop = threading.Event()
     last = drive_stoppable(train_directions(cfg, generator, out, stop), stop)

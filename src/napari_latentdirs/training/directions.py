@@ -371,11 +371,17 @@ def load_reconstructor(path: str | Path, channels: int = 1) -> nn.Module:
     return R.eval()
 
 
-def resolve_generator(spec: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, str, str]:
-    """``(generator, fingerprint, kind)`` for a generator file/run folder, or ``analytic[:SIZE]``.
+def resolve_generator(spec: str | Path, device: str | torch.device = "cpu",
+                      weights: str | Path | None = None) -> tuple[nn.Module, str, str]:
+    """``(generator, fingerprint, kind)`` for a generator file/run folder, ``analytic[:SIZE]``,
+    or a user's ``package.module:factory`` with optional ``weights`` (models/custom.py).
 
     ``kind`` is ``gan``, ``vae`` or ``analytic`` (it picks the paper's step count).
     """
+    from ..models.custom import resolve_custom
+
+    if (custom := resolve_custom(spec, weights, device)) is not None:
+        return custom
     text = str(spec)
     if text == "analytic" or text.startswith("analytic:"):
         from ..models.analytic import analytic_generator

@@ -2,6 +2,7 @@
 
 Data sources (``--data``):
 - a slice-cache folder written by ``latentdirs prepare`` (train + test splits);
+- a DICOM folder: prepared into ``<run>/cache`` first (re-runs reuse finished series);
 - ``phantom`` (or ``phantom:N``): N in-memory phantom slices (default 2048);
 - a ``.npy`` file of (N, 128, 128) model-space slices.
 """
@@ -33,7 +34,7 @@ DEFAULT_CONFIGS = {
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", choices=["gan", "vae"], help="which generative model to train")
-    p.add_argument("--data", required=False, help="slice cache folder, 'phantom[:N]', or a .npy of model-space slices")
+    p.add_argument("--data", required=False, help="slice cache folder, DICOM folder (prepared into RUN/cache), 'phantom[:N]', or a .npy of model-space slices")
     p.add_argument("--out", type=Path, help="run folder (checkpoints, metrics.csv, tb/, generator.safetensors)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder (same as --out RUN)")
     p.add_argument("--config", type=Path, help="YAML/JSON training config (see training/*.yaml)")
@@ -70,7 +71,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     return config_from_dict(args.model, {}, **overrides)
 
 
-def load_data(spec: str, seed: int = 0) -> tuple[Dataset, Dataset | None]:
+def load_data(spec: str, seed: int = 0, run_dir: Path | None = None) -> tuple[Dataset, Dataset | None]:
     from .data import TensorSlices, open_cache, phantom_slices
 
     if spec.startswith("phantom"):
@@ -82,6 +83,20 @@ def load_data(spec: str, seed: int = 0) -> tuple[Dataset, Dataset | None]:
         return TensorSlices(np.load(p, allow_pickle=False), name=p.name), None
     if not p.exists():
         raise FileNotFoundError(f"--data {spec}: no such slice cache (run `latentdirs prepare` first)")
+    if run_dir is not None and p.is_dir() and not (p / "index.json").exists():
+        from .jobs import DATA_SOURCES, check_training_data, prepare_dicom_cache
+
+        try:  # a DICOM folder: prepared into <run>/cache (the same function the training dock uses)
+            check_training_data(DATA_SOURCES[2], p)
+        except ValueError as exc:
+            raise SystemExit(f"--data {spec}: neither a slice cache nor a DICOM folder ({exc})") from None
+        gen = prepare_dicom_cache(p, run_dir)
+        while True:
+            try:
+                print(next(gen).text, flush=True)
+            except StopIteration as done:
+                p = done.value
+                break
     return open_cache(p)
 
 
@@ -98,7 +113,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("give --data CACHE|phantom|slices.npy")
     cfg = build_config(args)
     info = ddp.DistInfo.from_env()
-    train, test = load_data(args.data, cfg.seed)
+    if info.world_size > 1 and Path(args.data).is_dir() and not (Path(args.data) / "index.json").exists():
+        raise SystemExit("--data: prepare DICOM first (`latentdirs prepare`) when training on several processes")
+    train, test = load_data(args.data, cfg.seed, run_dir=Path(out))
     cls = GANTrainer if args.model == "gan" else VAETrainer
     trainer = cls(cfg, train, out, test_data=test, dist=info)
     stop = threading.Event()
