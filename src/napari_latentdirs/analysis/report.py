@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..runfolder import from_run as resolve
 from ..utils.atomic import atomic_write_text
 from .htmlsafe import Html, escape, h, join
 from .labelling import LabelResult
@@ -84,12 +85,6 @@ def _f(x: Any, nd: int = 4) -> Html:
 def _i(x: Any) -> Html:
     """An integer-like value (index, count) as text; anything else escaped."""
     return escape("" if x is None else x)
-
-
-def resolve(run: Path, p: str | Path) -> Path:
-    """A path from the summary or the manifest: relative to the run, or absolute (older runs)."""
-    p = Path(p)
-    return p if p.is_absolute() else run / p
 
 
 def _img(src: Any, caption: Html | str, out_dir: Path) -> Html:
