@@ -22,6 +22,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -160,6 +161,13 @@ class SliceTable:
             instance_number=np.asarray([int(v) if v else -1 for v in c["instance_number"]], dtype=np.int64),
             split=np.asarray(c["split"], dtype=object),
         )
+
+
+def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike, **kwargs: Any) -> Any:
+    """:func:`.prepare.prepare`, also reachable from here (the training jobs import it from the cache module)."""
+    from .prepare import prepare as _prepare
+
+    return _prepare(root, cache_dir, **kwargs)
 
 
 class SliceCache:
