@@ -269,3 +269,16 @@ def test_sweeps_go_into_a_new_folder(tmp_path):
     assert (tmp_path / "sw" / "z-position_z00.gif").read_bytes() == b"mine"
     out = ex.write_sweeps(tmp_path / "sw2", frames[None], ["z-position"], formats=("gif",))
     assert out == [tmp_path / "sw2" / "z-position_z00.gif"] and out[0].stat().st_size > 100
+
+
+def test_ct_writer_replaces_a_symlink_instead_of_following_it(tmp_path):
+    """The generic CT writer (phantom trees, exports) writes every file by temp file + rename."""
+    from napari_latentdirs.dicom.write import write_ct_series
+
+    victim = tmp_path / "victim.bin"
+    victim.write_bytes(b"precious")
+    os.symlink(victim, tmp_path / "000001.dcm")
+    paths = write_ct_series(tmp_path, VOL[:2], 0.8, [0.0, 2.0])
+    assert victim.read_bytes() == b"precious"
+    assert not paths[0].is_symlink() and dciodvfy_errors(paths[0]) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["000001.dcm", "000002.dcm", "victim.bin"]
