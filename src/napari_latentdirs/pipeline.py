@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .runfolder import RUN_FORMAT, RunFolderError, check_run_folder, from_run, rel_to
 from .utils.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,7 @@ class Manifest:
     def __init__(self, root: Path) -> None:
         self.path = root / "manifest.json"
         self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.data["format"] = RUN_FORMAT
         self.data.setdefault("generators", {})
         self.data.setdefault("sets", {})
         self.data.setdefault("timings", {})
@@ -235,8 +237,8 @@ class Timer:
 
 def stage_data(cfg: PipelineConfig, man: Manifest, prog: Progress) -> Path:
     out = Path(cfg.out)
-    if "cache" in man.data and Path(man.data["cache"]).exists():
-        return Path(man.data["cache"])
+    if "cache" in man.data and from_run(out, man.data["cache"]).exists():
+        return from_run(out, man.data["cache"])
     from .data.prepare import PrepareConfig, prepare
 
     if cfg.data is None:
@@ -247,7 +249,7 @@ def stage_data(cfg: PipelineConfig, man: Manifest, prog: Progress) -> Path:
         tm = Timer()
         write_phantom_tree(root, cfg.patients, cfg.seed, n_slices=cfg.slices_per_patient)
         man.record("write phantom", tm)
-        man.data["data"] = {"description": f"embedded synthetic phantom, {cfg.patients} patients, seed {cfg.seed}", "root": str(root)}
+        man.data["data"] = {"description": f"embedded synthetic phantom, {cfg.patients} patients, seed {cfg.seed}", "root": rel_to(out, root)}
     else:
         root = Path(cfg.data)
         if not root.exists():
@@ -260,7 +262,7 @@ def stage_data(cfg: PipelineConfig, man: Manifest, prog: Progress) -> Path:
     if res.n_slices == 0:
         raise RuntimeError(f"no usable CT slices under {root} ({len(res.skipped)} series skipped)")
     cache_path = Path(res.cache_dir)
-    man.data["cache"] = str(cache_path)
+    man.data["cache"] = rel_to(out, cache_path)
     man.data["data"].update(slices=res.n_slices, series=res.n_series, patients=res.n_patients, skipped=len(res.skipped))
     man.record("prepare cache", tm)
     man.save()
@@ -316,7 +318,7 @@ def stage_generators(cfg: PipelineConfig, cache: Path, man: Manifest, prog: Prog
                 raise RuntimeError(f"{kind} training ended without {gfile} (last event {last!r})")
             metrics = dict(getattr(last, "metrics", {}) or {})
             man.data["generators"][kind] = {
-                "path": str(gfile),
+                "path": rel_to(Path(cfg.out), gfile),
                 "fingerprint": generator_fingerprint(gfile),
                 "seconds": tm.elapsed()[0],
                 "train_slices": len(train),
@@ -374,7 +376,7 @@ def stage_directions(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, 
                 metrics = dict(getattr(last, "metrics", {}) or {})
                 man.data["sets"][name] = {
                     "name": name,
-                    "path": str(run_dir / DIRECTIONS_FILE),
+                    "path": rel_to(Path(cfg.out), run_dir / DIRECTIONS_FILE),
                     "generator": kind,
                     "kind": "discovered",
                     "reconstructor": rec,
@@ -396,7 +398,7 @@ def stage_directions(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, 
             prog.stage(f"baseline directions {name}")
             ds = make_baseline(method, G, K=32, seed=cfg.seed, generator=fp)
             ds.save(path)
-            man.data["sets"][name] = {"name": name, "path": str(path), "generator": kind, "kind": "baseline", "method": method}
+            man.data["sets"][name] = {"name": name, "path": rel_to(Path(cfg.out), path), "generator": kind, "kind": "baseline", "method": method}
             man.save()
 
 
@@ -489,7 +491,7 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
             "selectivity among directions whose top factor it is (0 when none)."
         ),
     }
-    gens = {k: load_generator(v["path"]) for k, v in man.data["generators"].items()}
+    gens = {k: load_generator(from_run(run, v["path"])) for k, v in man.data["generators"].items()}
     # Shared per-generator samples for the scores.
     rng = np.random.default_rng(cfg.seed + 1)
     base: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -503,10 +505,10 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
     labels_by_set: dict[str, LabelResult] = {}
     for name, info in man.data["sets"].items():
         G = gens.get(info["generator"])  # noqa: N806
-        if G is None or not Path(info["path"]).exists():
+        if G is None or not from_run(run, info["path"]).exists():
             summary["warnings"].append(f"direction set {name} skipped: generator or file missing")
             continue
-        ds = DirectionSet.load(info["path"])
+        ds = DirectionSet.load(from_run(run, info["path"]))
         lpath = adir / "labels" / f"{name}.json"
         if lpath.exists():
             res = LabelResult.load(lpath)
@@ -518,7 +520,9 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
         z, V = base[info["generator"]]  # noqa: N806
         ok = np.all(np.isfinite(V), axis=1)
         codes = _codes(z[ok], ds.A)
-        row: dict[str, Any] = {**info, "K": ds.K, "method": ds.method, "labels_path": str(lpath),
+        # Paths relative to the run: the report of a copied run reads the copy's own files.
+        row: dict[str, Any] = {**info, "path": rel_to(run, from_run(run, info["path"])), "K": ds.K, "method": ds.method,
+                               "labels_path": rel_to(run, lpath),
                                "valid_fraction": res.valid_fraction}
         if res.valid_fraction < 0.5:
             summary["warnings"].append(
@@ -588,7 +592,7 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
         if main is None:
             continue
         res = labels_by_set[main["name"]]
-        ds = DirectionSet.load(main["path"])
+        ds = DirectionSet.load(from_run(run, main["path"]))
         ks, labs = _showcase(res)
         fig[f"fig2_{kind}"] = figs.fig_direction_grid(G, ds.A, ks, labs, rdir / f"fig2_{kind}.png", seed=cfg.seed, window=window,
                                                      title=f"{kind.upper()}: {main['name']}").name
@@ -596,7 +600,7 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
         if rand is not None:
             top5 = [int(k) for k in np.argsort(res.rank)[:5]]
             key = "fig9" if kind == "gan" else "fig10"
-            fig[key] = figs.fig_random_vs_discovered(G, DirectionSet.load(rand["path"]).A, ds.A, rdir / f"{key}_{kind}.png", ks_found=top5,
+            fig[key] = figs.fig_random_vs_discovered(G, DirectionSet.load(from_run(run, rand["path"])).A, ds.A, rdir / f"{key}_{kind}.png", ks_found=top5,
                                                      seed=cfg.seed, window=window, title=f"{kind.upper()}: random vs {main['name']}").name
         if kind == "vae":
             for k, lab in list(zip(ks, labs))[: cfg.gifs]:
@@ -606,17 +610,17 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
     zp = summary.get("z_position")
     if zp:
         G = gens[man.data["sets"][zp["set"]]["generator"]]  # noqa: N806
-        d = DirectionSet.load(man.data["sets"][zp["set"]]["path"]).A[:, zp["direction"]]
+        d = DirectionSet.load(from_run(run, man.data["sets"][zp["set"]]["path"])).A[:, zp["direction"]]
         fig["fig8"] = figs.fig_latents_along(G, d / np.linalg.norm(d), rdir / "fig8_z_position.png", n=cfg.fig8_latents,
                                              seed=cfg.seed, window=window,
                                              title=f"z-position: {zp['set']} #{zp['direction']}").name
 
     # Interpolation and memorization need real slices.
-    cache = man.data.get("cache")
-    if cache and Path(cache).exists():
+    cache = from_run(run, man.data["cache"]) if man.data.get("cache") else None
+    if cache is not None and cache.exists():
         try:
-            train = _load_slices(Path(cache), "train", 4000, cfg.seed)
-            test = _load_slices(Path(cache), "test", max(cfg.memorization_samples, 2), cfg.seed)
+            train = _load_slices(cache, "train", 4000, cfg.seed)
+            test = _load_slices(cache, "test", max(cfg.memorization_samples, 2), cfg.seed)
         except (ImportError, OSError, ValueError, KeyError) as exc:
             train = test = np.zeros((0, 128, 128), np.float32)
             summary["warnings"].append(f"slice cache unreadable: {exc}")
@@ -709,6 +713,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     from .analysis.report import render
 
     out = Path(cfg.out)
+    check_run_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     prog = Progress(cfg.progress)
     man = Manifest(out)
@@ -726,4 +731,4 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     return path
 
 
-__all__ = ["PRESETS", "PipelineConfig", "analyse", "make_config", "run_pipeline"]
+__all__ = ["PRESETS", "PipelineConfig", "RunFolderError", "analyse", "check_run_folder", "make_config", "run_pipeline"]

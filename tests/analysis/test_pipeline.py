@@ -65,7 +65,7 @@ def test_every_direction_of_the_phantom_vae_is_labelled(tiny_run):
     names = {s["name"] for s in summary["direction_sets"]}
     assert names == {"vae-lenet-unit32", "vae-random", "vae-sefa"}
     for s in summary["direction_sets"]:
-        res = LabelResult.load(s["labels_path"])
+        res = LabelResult.load(out / s["labels_path"])  # stored relative to the run (issue 14, item 10)
         assert len(res.labels) == 32
         allowed = set(res.factors) | {ENTANGLED, NO_EFFECT}
         assert set(res.labels) <= allowed
@@ -95,7 +95,7 @@ def test_report_command_rerenders_with_a_review(tiny_run, capsys):
 
     out, report = tiny_run
     man = json.loads((out / "manifest.json").read_text())
-    ds_path = man["sets"]["vae-lenet-unit32"]["path"]
+    ds_path = out / man["sets"]["vae-lenet-unit32"]["path"]
     sess = ReviewSession.create(DirectionSet.load(ds_path), ds_path, reader="dr_test")
     sess.record(0, label="width", rating=4, notes="wider body")
     sess.save()

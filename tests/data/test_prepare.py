@@ -135,3 +135,18 @@ def test_cli_prepare(tree, tmp_path, capsys):
     index = json.loads((tmp_path / "c" / "index.json").read_text())
     assert index["counts"]["train"] + index["counts"]["test"] == sum(SLICES.values())
     assert index["value_range"] == [-1.0, 1.0]
+
+
+def test_training_job_prepares_a_dicom_folder(tree, tmp_path):
+    """The training dock's "DICOM folder" source: prepare into the run's cache, then train on it."""
+    from napari_latentdirs.training.jobs import open_training_data
+
+    gen = open_training_data("DICOM folder", str(tree), 0, 0, tmp_path / "run")
+    events = []
+    try:
+        while True:
+            events.append(next(gen))
+    except StopIteration as done:
+        data = done.value
+    assert "preparing a slice cache" in events[0].text
+    assert len(data) > 0 and (tmp_path / "run" / "cache" / "index.json").is_file()

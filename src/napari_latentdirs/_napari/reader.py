@@ -44,11 +44,20 @@ def volume_to_layer(vol: CTVolume, name: str | None = None) -> tuple:
     return (vol.hu, kwargs, "image")
 
 
+def _notify(message: str) -> None:
+    from napari.utils.notifications import show_warning
+
+    show_warning(message)
+
+
 def read_dicom(path: str | list[str]) -> list[tuple]:
+    """Layers for every readable series. A series that cannot be read (corrupt, absurd
+    geometry...) becomes a warning beside the others; when none can be read, the
+    specific DicomReadError propagates and napari reports it for this open only."""
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     layers = []
     for p in paths:
-        for vol in load_ct(p):
+        for vol in load_ct(p, on_skip=_notify):
             if vol.problems:
                 log.warning("series %s: %s", vol.series_uid, "; ".join(vol.problems))
                 _notify_problems(vol)

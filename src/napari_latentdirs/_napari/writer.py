@@ -3,6 +3,11 @@
 Pixel spacing comes from the navigator's metadata when the layer is a latent
 stack, otherwise from the layer's scale (a CT opened with the project's
 reader has its scale in mm).
+
+De-identification: nothing of the layer's name or metadata other than the
+navigator's own ``latentdirs`` record reaches a file. A CT layer is named
+"<PatientID> <SeriesDescription>" and carries the source's identifiers in its
+metadata; exports get fixed descriptions and fresh UIDs instead.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ import numpy as np
 
 from ..analysis import export as ex
 from .placement import plain_data  # generated layers' display-only z plane
+
+#: The navigator's own record of a latent stack: the only metadata a TIFF export carries.
+NAVIGATOR_KEYS = ("model", "direction", "label", "shifts", "pixel_mm", "axes")
 
 
 def _spacing(attributes: dict[str, Any], ndim: int) -> tuple[tuple[float, float], float]:
@@ -30,21 +38,19 @@ def _spacing(attributes: dict[str, Any], ndim: int) -> tuple[tuple[float, float]
 def write_tiff(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
     arr = plain_data(data, attributes.get("metadata")).astype(np.float32, copy=False)
     pixel, step = _spacing(attributes, arr.ndim)
-    meta = {"name": attributes.get("name", ""), **((attributes.get("metadata") or {}).get("latentdirs") or {})}
+    info = (attributes.get("metadata") or {}).get("latentdirs") or {}
+    meta = {k: info[k] for k in NAVIGATOR_KEYS if k in info}
     return [str(ex.write_tiff(path, arr, pixel_mm=pixel, frame_step=abs(step) or 1.0, metadata=meta))]
 
 
 def write_dicom(path: str, data: Any, attributes: dict[str, Any]) -> list[str]:
-    """One derived CT series in ``path`` (a folder); a 4-D stack gives one series per latent."""
+    """One derived CT series in ``path`` (a new or empty folder); a 4-D stack gives one series per
+    latent (``latent_XXX`` subfolders), all written atomically."""
     arr = plain_data(data, attributes.get("metadata")).astype(np.float32, copy=False)
     if arr.ndim not in (2, 3, 4):
         raise ValueError(f"cannot write a {arr.ndim}-D layer as a DICOM series")
     pixel, step = _spacing(attributes, arr.ndim)
-    name = str(attributes.get("name") or "napari-latentdirs export")[:64]
     out = Path(path)
     if arr.ndim == 4:
-        files: list[Path] = []
-        for i, vol in enumerate(arr):
-            files += ex.write_dicom_series(out / f"latent_{i:03d}", vol, pixel_mm=pixel, slice_mm=abs(step) or 1.0, description=f"{name} latent {i}"[:64])
-        return [str(f) for f in files]
-    return [str(f) for f in ex.write_dicom_series(out, arr, pixel_mm=pixel, slice_mm=abs(step) or 1.0, description=name)]
+        return [str(f) for f in ex.write_dicom_stack(out, arr, pixel_mm=pixel, slice_mm=abs(step) or 1.0)]
+    return [str(f) for f in ex.write_dicom_series(out, arr, pixel_mm=pixel, slice_mm=abs(step) or 1.0, description=ex.EXPORT_DESCRIPTION)]

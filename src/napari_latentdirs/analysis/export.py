@@ -1,8 +1,17 @@
 """Export shifted stacks: TIFF with spacing, GIF/MP4 sweeps, a PNG figure grid, derived DICOM.
 
 Stacks are HU arrays with axes (latent, shift, y, x) or (shift, y, x). All
-exporters write atomically (temp file + rename), so an interrupted export
-never leaves a half file under the final name.
+exporters write atomically, so an interrupted export never leaves a half
+file or a half series under the final name:
+
+* single files (TIFF, GIF, MP4, PNG + its JSON): a fresh temporary file
+  beside the target (``O_EXCL``, so a planted symlink is never followed),
+  then one rename; an existing file of that name is replaced, never written
+  through (a symlink is replaced by the file, its target is left alone);
+* folders (a DICOM series, a set of series, sweeps): only into a new or an
+  empty folder (:class:`ExportTargetError` otherwise: nothing of the user's is
+  overwritten or mixed with), written in full into a temporary folder beside
+  it and renamed onto it in one step.
 
 * TIFF: ImageJ hyperstack, float32 HU, pixel spacing in the resolution tags
   and the frame step as ImageJ ``spacing``; axes (latent, shift) map to
@@ -24,6 +33,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +42,101 @@ from typing import Any
 
 import numpy as np
 
-from ..utils.atomic import atomic_path, atomic_write_text
+from ..utils.atomic import _fsync_dir, atomic_path, atomic_write_text
 from .navigation import window_limits
 
 DEFAULT_PIXEL_MM = 350.0 / 128.0  # a typical 350 mm thoracic field of view at 128 pixels
+#: The series description of every DICOM export. Fixed text: a layer name or a source's
+#: description may hold a patient's ID or name, so none of them is ever copied into an export.
+EXPORT_DESCRIPTION = "napari-latentdirs export"
+
+
+class ExportTargetError(FileExistsError):
+    """The export's target folder exists and is not empty (or is a link): nothing was written."""
+
+
+# -- new folders, written atomically ---------------------------------------------------------
+
+
+def check_new_folder(path: str | Path) -> Path:
+    """Raise ExportTargetError unless ``path`` is absent or an empty real folder."""
+    path = Path(path)
+    if path.is_symlink():
+        raise ExportTargetError(f"{path} is a symbolic link: export into a new folder (nothing was written)")
+    if path.exists():
+        if not path.is_dir():
+            raise ExportTargetError(f"{path} exists and is not a folder: export into a new folder (nothing was written)")
+        entries = sorted(e.name for e in os.scandir(path))
+        if entries:
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise ExportTargetError(
+                f"{path} is not empty ({len(entries)} entries: {shown}); export into a new or empty folder "
+                "so nothing there is overwritten or mixed with this export (nothing was written)"
+            )
+    return path
+
+
+@contextlib.contextmanager
+def new_folder(path: str | Path) -> Iterator[Path]:
+    """Yield a private temporary folder; on success it becomes ``path`` in one rename.
+
+    ``path`` must be absent or an empty folder (checked before and, by ``rename``
+    itself, at the end). On any error the temporary folder is removed; a kill
+    leaves only a hidden ``.<name>.<pid>.*.partial`` folder, which the next export
+    to the same name removes once its process is gone.
+    """
+    path = check_new_folder(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_dead_partials(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".partial", dir=path.parent))
+    try:
+        yield tmp
+        _fsync_tree(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; the folder gets the usual mode
+        try:
+            os.rename(tmp, path)  # replaces an empty folder; refuses a non-empty one
+        except OSError as e:
+            check_new_folder(path)  # filled meanwhile: the clear message
+            raise ExportTargetError(f"cannot move the export into {path}: {e} (nothing was written)") from e
+        _fsync_dir(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _fsync_tree(folder: Path) -> None:
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(dirpath))
+
+
+def _remove_dead_partials(path: Path) -> None:
+    """Temporary folders of earlier exports to ``path`` whose process was killed."""
+    for tmp in path.parent.glob(f".{path.name}.*.partial"):
+        pid = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)) and tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def to_uint8(hu: np.ndarray, window: str | tuple[float, float] = "lung") -> np.ndarray:
@@ -210,15 +312,15 @@ def write_sweeps(
     if arr.ndim != 5 or len(names) != arr.shape[0]:
         raise ValueError(f"need (K, N, S, H, W) with K={len(names)} names, got shape {arr.shape}")
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     out: list[Path] = []
-    for k, name in enumerate(names):
-        for i in range(arr.shape[1]):
-            stem = f"{_safe(name)}_z{i:02d}"
-            if "gif" in formats:
-                out.append(write_gif(folder / f"{stem}.gif", arr[k, i], window, fps))
-            if "mp4" in formats:
-                out.append(write_mp4(folder / f"{stem}.mp4", arr[k, i], window, fps))
+    with new_folder(folder) as tmp:
+        for k, name in enumerate(names):
+            for i in range(arr.shape[1]):
+                stem = f"{_safe(name)}_z{i:02d}"
+                if "gif" in formats:
+                    out.append(folder / write_gif(tmp / f"{stem}.gif", arr[k, i], window, fps).name)
+                if "mp4" in formats:
+                    out.append(folder / write_mp4(tmp / f"{stem}.mp4", arr[k, i], window, fps).name)
     return out
 
 
@@ -309,10 +411,50 @@ def write_dicom_series(
 ) -> list[Path]:
     """A derived/secondary CT series from a (Z, H, W) HU volume (Z = shift frames).
 
-    Delegates to the project's dciodvfy-clean CT writer with ``derived=True``:
-    fresh Study/Series/SOP UIDs, ImageType DERIVED\\SECONDARY, no patient
-    identifiers, HU stored as integers through RescaleSlope/Intercept.
+    ``folder`` must be new or empty (:class:`ExportTargetError` otherwise); the
+    series appears there complete or not at all. Delegates to the project's
+    dciodvfy-clean CT writer with ``derived=True``: fresh Study/Series/SOP UIDs,
+    ImageType DERIVED\\SECONDARY, no patient identifiers, HU stored as integers
+    through RescaleSlope/Intercept. ``description`` must not come from a source
+    image (its name or description can identify the patient).
     """
+    folder = Path(folder)
+    with new_folder(folder) as tmp:
+        files = _write_series(tmp, volume_hu, pixel_mm, slice_mm, description, **kwargs)
+    return [folder / f.name for f in files]
+
+
+def write_dicom_stack(
+    folder: str | Path,
+    stack_hu: np.ndarray,
+    pixel_mm: tuple[float, float] = (DEFAULT_PIXEL_MM, DEFAULT_PIXEL_MM),
+    slice_mm: float = 1.0,
+    description: str = EXPORT_DESCRIPTION,
+) -> list[Path]:
+    """One derived series per latent of a (latent, Z, H, W) stack, in ``folder/latent_XXX``;
+    all of them appear at once (one rename), into a new or empty ``folder``."""
+    arr = np.asarray(stack_hu, dtype=np.float32)
+    if arr.ndim != 4:
+        raise ValueError(f"need a (latent, Z, H, W) stack, got shape {arr.shape}")
+    folder = Path(folder)
+    files: list[Path] = []
+    with new_folder(folder) as tmp:
+        for i, vol in enumerate(arr):
+            sub = f"latent_{i:03d}"
+            (tmp / sub).mkdir()
+            written = _write_series(tmp / sub, vol, pixel_mm, slice_mm, f"{description} latent {i}")
+            files += [folder / sub / f.name for f in written]
+    return files
+
+
+def _write_series(
+    folder: Path,
+    volume_hu: np.ndarray,
+    pixel_mm: tuple[float, float],
+    slice_mm: float,
+    description: str,
+    **kwargs: Any,
+) -> list[Path]:
     from ..dicom.write import SeriesInfo, write_ct_series
 
     vol = np.asarray(volume_hu, dtype=np.float32)
@@ -325,12 +467,12 @@ def write_dicom_series(
     if slice_mm <= 0:
         raise ValueError(f"slice spacing must be positive, got {slice_mm}")
     info = SeriesInfo(
-        study_description="napari-latentdirs export",
+        study_description=EXPORT_DESCRIPTION,
         series_description=str(description)[:64],
         body_part="CHEST",
     )
     return write_ct_series(
-        Path(folder),
+        folder,
         vol,
         pixel_spacing=(float(pixel_mm[0]), float(pixel_mm[1])),
         z_positions=[i * float(slice_mm) for i in range(vol.shape[0])],
@@ -347,12 +489,22 @@ def write_dicom_series(
 
 @contextlib.contextmanager
 def _atomic_keep_suffix(path: Path) -> Iterator[Path]:
-    """Like ``atomic_path`` but the temporary file keeps the suffix (ffmpeg picks the muxer by it)."""
+    """Like ``atomic_path`` but the temporary file keeps the suffix (ffmpeg picks the muxer by it).
+
+    The name is unpredictable and created exclusively (mkstemp), so a symlink planted
+    beside the target cannot redirect the encoder's writes.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -10,6 +10,7 @@
 Images are in model space; they are shown through a CT window (default
 HU [-1000, 400], lung to soft tissue) mapped to model space.
 Only matplotlib's object API is used (no pyplot state), so this runs headless.
+Every file is written atomically (temporary file, then one rename).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..data.preprocess import DEFAULT
+from ..utils.atomic import atomic_path
 from .labelling import generate_images
 
 CT_WINDOW = (float(DEFAULT.hu_to_model(np.float32(-1000.0))), float(DEFAULT.hu_to_model(np.float32(400.0))))
@@ -89,8 +91,8 @@ def _save_mosaic(images: np.ndarray, path: str | Path, row_labels: Sequence[str]
     if title:
         fig.suptitle(title, fontsize=11, y=1 - 0.15 / height_in, va="top")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
+    with atomic_path(path) as tmp:  # a killed run never leaves a half figure under its name
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
     return path
 
 
@@ -169,6 +171,6 @@ def direction_gif(generator: Any, direction: np.ndarray, path: str | Path, n: in
 
     out = stamp_alpha(np.stack(out), [float(sweep[t]) for t in seq])
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, out, extension=".gif", duration=duration_ms, loop=0)
+    with atomic_path(path) as tmp:
+        iio.imwrite(tmp, out, extension=".gif", duration=duration_ms, loop=0)
     return path

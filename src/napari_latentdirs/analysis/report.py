@@ -4,6 +4,13 @@ network) with its PNG figures and GIF animations beside it.
 Everything shown is read from ``<run>/analysis/summary.json`` (written by
 ``pipeline.analyse``), the label files it points to, and any review files
 (``<direction set>.review-<reader>.json``) found beside the direction sets.
+Paths in the summary are relative to the run (absolute ones from older runs
+are still read), so a copied or moved run shows its own reviews.
+
+Every value from those files is data, never markup: the page is built with
+:func:`.htmlsafe.h`, which escapes everything it interpolates unless it is
+markup built the same way, and a field of the wrong type is shown as text.
+Images are shown only by bare file names that exist beside the page.
 """
 
 from __future__ import annotations
@@ -11,11 +18,14 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..runfolder import from_run as resolve
 from ..utils.atomic import atomic_write_text
+from .htmlsafe import Html, escape, h, join
 from .labelling import LabelResult
 
 log = logging.getLogger(__name__)
@@ -35,7 +45,11 @@ PAPER_TABLE1: dict[tuple[str, str, str], tuple[float, float]] = {
     ("vae", "lenet", "unit32"): (0.9895, 0.1090),
     ("vae", "lenet", "unit100"): (0.9791, 0.0962),
 }
-CONFIG_TITLES = {"ortho32": "A<sup>32&times;32</sup> orthonormal", "unit32": "A<sup>32&times;32</sup> unit", "unit100": "A<sup>32&times;100</sup> unit"}
+CONFIG_TITLES = {
+    "ortho32": Html("A<sup>32&times;32</sup> orthonormal"),
+    "unit32": Html("A<sup>32&times;32</sup> unit"),
+    "unit100": Html("A<sup>32&times;100</sup> unit"),
+}
 PAPER_FACTORS = ("width", "height", "size", "rotation", "y_position", "thickness", "breast_size", "z_level")
 
 CSS = """
@@ -50,117 +64,148 @@ img{max-width:100%;border:1px solid #ddd}.gifs{display:flex;flex-wrap:wrap;gap:1
 """
 
 
-def _e(x: Any) -> str:
-    return html.escape(str(x))
+MUTED_DASH = Html('<span class="muted">&ndash;</span>')
+_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
-def _f(x: Any, nd: int = 4) -> str:
+class ReportInputError(ValueError):
+    """summary.json (or a file it names) does not have the structure the report needs."""
+
+
+def _f(x: Any, nd: int = 4) -> Html:
+    """A number with ``nd`` decimals; None as a dash; anything else as escaped text."""
     if x is None:
-        return '<span class="muted">&ndash;</span>'
+        return MUTED_DASH
     try:
-        return f"{float(x):.{nd}f}"
+        return h("{}", f"{float(x):.{nd}f}")
     except (TypeError, ValueError):
-        return _e(x)
+        return escape(x)
 
 
-def _img(src: str, caption: str, out_dir: Path) -> str:
-    if not (out_dir / src).exists():
-        return f'<p class="muted">({_e(src)} was not produced)</p>'
-    return f'<figure><img src="{_e(src)}" alt="{_e(caption)}"><figcaption>{caption}</figcaption></figure>'
+def _i(x: Any) -> Html:
+    """An integer-like value (index, count) as text; anything else escaped."""
+    return escape("" if x is None else x)
 
 
-def _table1(summary: dict[str, Any]) -> str:
-    ours = {(r["generator"], r["reconstructor"], r["config"]): r for r in summary.get("table1", [])}
+def _img(src: Any, caption: Html | str, out_dir: Path) -> Html:
+    name = str(src)
+    # Only a plain file beside the page: no other folder, no URL (the page stays offline).
+    if not _FILE_NAME.match(name) or not (out_dir / name).is_file():
+        return h('<p class="muted">({} was not produced)</p>', name)
+    return h('<figure><img src="{}" alt="{}"><figcaption>{}</figcaption></figure>', name, _plain(caption), caption)
+
+
+def _plain(fragment: Html | str) -> str:
+    """The text of a fragment (for an alt attribute, which h escapes again)."""
+    if not isinstance(fragment, Html):
+        return str(fragment)
+    return html.unescape(re.sub(r"<[^>]*>", "", fragment))
+
+
+def _table1(summary: dict[str, Any]) -> Html:
+    ours = {(r.get("generator"), r.get("reconstructor"), r.get("config")): r for r in summary.get("table1", [])}
     rows = []
     for gen in ("gan", "vae"):
         for rec in ("resnet", "lenet"):
-            cells = [f'<td class="l">{gen.upper()}</td><td class="l">{"ResNet" if rec == "resnet" else "LeNet"}</td>']
+            cells = [h('<td class="l">{}</td><td class="l">{}</td>', gen.upper(), "ResNet" if rec == "resnet" else "LeNet")]
             for cfg in ("ortho32", "unit32", "unit100"):
                 p_rca, p_ls = PAPER_TABLE1[(gen, rec, cfg)]
                 r = ours.get((gen, rec, cfg))
                 o_rca = r.get("rca") if r else None
                 o_ls = r.get("ls") if r else None
-                cells.append(f"<td><b>{_f(o_rca)}</b></td><td><b>{_f(o_ls)}</b></td><td class=muted>{p_rca:.4f}</td><td class=muted>{p_ls:.4f}</td>")
-            rows.append("<tr>" + "".join(cells) + "</tr>")
-    head1 = "".join(f'<th colspan="4">{CONFIG_TITLES[c]}</th>' for c in ("ortho32", "unit32", "unit100"))
-    head2 = "<th>RCA</th><th>L<sub>s</sub></th><th>paper RCA</th><th>paper L<sub>s</sub></th>" * 3
+                cells.append(h("<td><b>{}</b></td><td><b>{}</b></td><td class=muted>{:.4f}</td><td class=muted>{:.4f}</td>",
+                               _f(o_rca), _f(o_ls), p_rca, p_ls))
+            rows.append(h("<tr>{}</tr>", join(cells)))
+    head1 = join(h('<th colspan="4">{}</th>', CONFIG_TITLES[c]) for c in ("ortho32", "unit32", "unit100"))
+    head2 = Html("<th>RCA</th><th>L<sub>s</sub></th><th>paper RCA</th><th>paper L<sub>s</sub></th>" * 3)
     note = summary.get("table1_note", "")
-    return (
-        f'<table><tr><th class="l" rowspan="2">G</th><th class="l" rowspan="2">R</th>{head1}</tr><tr>{head2}</tr>'
-        + "".join(rows)
-        + "</table>"
-        + (f'<p class="small">{_e(note)}</p>' if note else "")
+    return h(
+        '<table><tr><th class="l" rowspan="2">G</th><th class="l" rowspan="2">R</th>{}</tr><tr>{}</tr>{}</table>{}',
+        head1, head2, join(rows), h('<p class="small">{}</p>', note) if note else Html(""),
     )
 
 
-def _label_table(res: LabelResult, max_rows: int = 40) -> str:
-    fac_head = "".join(f"<th>{_e(f)}</th>" for f in res.factors)
+def _label_table(res: LabelResult, max_rows: Any = 40) -> Html:
+    try:
+        max_rows = int(max_rows)
+    except (TypeError, ValueError):
+        max_rows = 40
+    fac_head = join(h("<th>{}</th>", f) for f in res.factors)
     rows = []
     for row in res.table()[:max_rows]:
         k = row["direction"]
         cls = "good" if row["label"] in res.factors else ("warn" if row["label"] == "entangled" else "muted")
-        cells = "".join(
-            f'<td class="{"good" if (res.factors[j] == row["top_factor"] and row["label"] in res.factors) else ""}">{res.significant[k, j]:.2f}</td>'
+        cells = join(
+            h('<td class="{}">{:.2f}</td>', "good" if (res.factors[j] == row["top_factor"] and row["label"] in res.factors) else "",
+              res.significant[k, j])
             for j in range(len(res.factors))
         )
         g = row["group"]
-        rows.append(
-            f'<tr><td>{row["rank"]}</td><td>{k}</td><td class="l {cls}">{_e(row["label"])}</td>'
-            f'<td>{row["effect"]:.2f} {row["sign"]}</td><td class="small">[{row["ci"][0]:.2f}, {row["ci"][1]:.2f}]</td>'
-            f'<td>{row["selectivity"]:.2f}</td><td>{row["consistency"]:.2f}</td><td>{"" if g is None else "G" + str(g)}</td>{cells}</tr>'
-        )
-    more = "" if max_rows >= res.K else f'<p class="small muted">{res.K - max_rows} more directions in the label file.</p>'
-    return (
+        rows.append(h(
+            '<tr><td>{}</td><td>{}</td><td class="l {}">{}</td><td>{:.2f} {}</td><td class="small">[{:.2f}, {:.2f}]</td>'
+            "<td>{:.2f}</td><td>{:.2f}</td><td>{}</td>{}</tr>",
+            row["rank"], k, cls, row["label"], row["effect"], row["sign"], row["ci"][0], row["ci"][1],
+            row["selectivity"], row["consistency"], "" if g is None else f"G{g}", cells,
+        ))
+    more = Html("") if max_rows >= res.K else h('<p class="small muted">{} more directions in the label file.</p>', res.K - max_rows)
+    return h(
         '<table><tr><th>rank</th><th>dir</th><th class="l">label</th><th>effect</th><th>95% CI</th><th>selectivity</th>'
-        f"<th>consistency</th><th>dup.</th>{fac_head}</tr>" + "".join(rows) + "</table>" + more
+        "<th>consistency</th><th>dup.</th>{}</tr>{}</table>{}",
+        fac_head, join(rows), more,
     )
 
 
-def _review_section(sets: list[dict[str, Any]]) -> str:
+def review_block(set_name: Any, sess: Any, scores: dict[str, Any], auto: dict[int, str]) -> Html:
+    """One reader's review of one direction set. ``sess`` is whatever a review file held:
+    every field is shown as text, whatever its type."""
+    kv = join(h("<tr><td>{}</td><td>{}</td></tr>", k, _f(v, 3)) for k, v in scores.items())
+    agree = [
+        _norm_label(it.label) == _norm_label(auto.get(it.index, ""))
+        for it in sess.items
+        if it.source == "discovered" and it.label and it.index in auto
+    ]
+    if agree:
+        kv = h("{}<tr><td>agreement with automatic labels</td><td>{}/{}</td></tr>", kv, sum(agree), len(agree))
+    rows = join(
+        h('<tr><td>{}</td><td class="l">{}</td><td>{}</td><td class="l">{}</td><td>{}</td><td class="l">{}</td>'
+          '<td class="l small">{}</td></tr>',
+          _i(it.position), it.source, _i(it.index), it.label, _i(it.rating),
+          auto.get(it.index, "") if it.source == "discovered" else "", it.notes)
+        for it in sess.items
+    )
+    return h(
+        '<h3>{} &mdash; reader {}{}</h3><table class="kv">{}</table>'
+        '<table><tr><th>#</th><th class="l">source</th><th>dir</th><th class="l">reader label</th><th>rating</th>'
+        '<th class="l">automatic label</th><th class="l">notes</th></tr>{}</table>',
+        set_name, sess.reader, " (blind)" if sess.blind is True else "", kv, rows,
+    )
+
+
+def _review_section(run: Path, sets: list[dict[str, Any]]) -> Html:
     try:
         from .review import ReviewSession, score
     except ImportError:  # the review module belongs to the napari helper; the report works without it
-        return '<p class="muted">Review module not available.</p>'
+        return Html('<p class="muted">Review module not available.</p>')
     parts = []
     for s in sets:
-        p = Path(s["path"])
+        p = resolve(run, s["path"])
         for rf in sorted(p.parent.glob(p.name.replace(".safetensors", "") + ".review-*.json")):
             try:
                 sess = ReviewSession.load(rf)
-            except (OSError, ValueError, KeyError) as exc:
-                parts.append(f'<p class="bad">Could not read review {_e(rf.name)}: {_e(exc)}</p>')
-                continue
-            sc = score(sess)
-            auto = {}
-            if s.get("labels_path") and Path(s["labels_path"]).exists():
-                auto = dict(enumerate(LabelResult.load(s["labels_path"]).labels))
-            agree = [
-                _norm_label(it.label) == _norm_label(auto.get(it.index, ""))
-                for it in sess.items
-                if it.source == "discovered" and it.label and it.index in auto
-            ]
-            kv = "".join(f"<tr><td>{_e(k)}</td><td>{_f(v, 3)}</td></tr>" for k, v in sc.items())
-            if agree:
-                kv += f"<tr><td>agreement with automatic labels</td><td>{sum(agree)}/{len(agree)}</td></tr>"
-            rows = "".join(
-                f'<tr><td>{it.position}</td><td class="l">{_e(it.source)}</td><td>{it.index}</td><td class="l">{_e(it.label)}</td>'
-                f'<td>{"" if it.rating is None else it.rating}</td><td class="l">{_e(auto.get(it.index, "")) if it.source == "discovered" else ""}</td>'
-                f'<td class="l small">{_e(it.notes)}</td></tr>'
-                for it in sess.items
-            )
-            parts.append(
-                f"<h3>{_e(s['name'])} &mdash; reader {_e(sess.reader)}{' (blind)' if sess.blind else ''}</h3>"
-                f'<table class="kv">{kv}</table>'
-                '<table><tr><th>#</th><th class="l">source</th><th>dir</th><th class="l">reader label</th><th>rating</th>'
-                f'<th class="l">automatic label</th><th class="l">notes</th></tr>{rows}</table>'
-            )
+                auto: dict[int, str] = {}
+                if s.get("labels_path") and resolve(run, s["labels_path"]).exists():
+                    auto = dict(enumerate(LabelResult.load(resolve(run, s["labels_path"])).labels))
+                parts.append(review_block(s["name"], sess, score(sess), auto))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+                # One damaged review costs its own section, not the report.
+                parts.append(h('<p class="bad">Could not read review {}: {}</p>', rf.name, f"{type(exc).__name__}: {exc}"))
     if not parts:
-        return '<p class="muted">No review yet. Review a direction set in napari (Latent directions &rarr; Review); the review files saved beside the direction set appear here on the next <code>latentdirs report</code>.</p>'
-    return "".join(parts)
+        return Html('<p class="muted">No review yet. Review a direction set in napari (Latent directions &rarr; Review); the review files saved beside the direction set appear here on the next <code>latentdirs report</code>.</p>')
+    return join(parts)
 
 
-def _norm_label(s: str) -> str:
-    s = s.strip().lower().replace("-", "_").replace(" ", "_")
+def _norm_label(s: Any) -> str:
+    s = str(s).strip().lower().replace("-", "_").replace(" ", "_")
     return {"z_position": "z_level"}.get(s, s)
 
 
@@ -171,144 +216,170 @@ def render(run: str | Path) -> Path:
     if not summary_path.exists():
         raise FileNotFoundError(f"{summary_path} not found: run `latentdirs run --out {run}` (or pipeline.analyse) first")
     summary = json.loads(summary_path.read_text())
+    if not isinstance(summary, dict):
+        raise ReportInputError(f"{summary_path} is not a JSON object")
     out_dir = run / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    figs = summary.get("figures", {})
-    sets = summary.get("direction_sets", [])
-    body: list[str] = []
-    created = summary.get("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    body.append(f"<h1>Latent directions report</h1><p class=muted>run <code>{_e(run.resolve())}</code> &middot; {_e(created)} &middot; preset <b>{_e(summary.get('preset', '?'))}</b> &middot; data: {_e(summary.get('data', {}).get('description', '?'))}</p>")
-    if summary.get("warnings"):
-        body.append("<ul>" + "".join(f'<li class="warn">{_e(w)}</li>' for w in summary["warnings"]) + "</ul>")
-
-    # Overview
-    gens = summary.get("generators", {})
-    if gens:
-        rows = "".join(
-            f'<tr><td class="l">{_e(k)}</td><td class="l small">{_e(v.get("fingerprint", "")[:12])}</td>'
-             f"<td>{_f(v.get('fid'), 1)}</td><td>{v.get('train_slices', '')}</td><td>{_f(v.get('seconds'), 0)}</td>"
-             "</tr>"
-            for k, v in gens.items()
-        )
-        body.append(
-            "<h2>Generators</h2><table><tr><th class=l>model</th><th class=l>fingerprint</th><th>FID</th><th>train slices</th><th>seconds</th></tr>"
-            + rows + "</table>"
-        )
-        body.append(_img(figs.get("samples", "samples.png"), "Random samples from each generator (CT window &minus;1000..400 HU).", out_dir))
-
-    body.append("<h2>Table 1: reconstructor accuracy (RCA) and shift loss L<sub>s</sub></h2>")
-    body.append("<p>Our numbers (bold columns) beside the paper's (grey). Higher RCA and lower L<sub>s</sub> are better.</p>")
-    body.append(_table1(summary))
-
-    # Factors found
-    found = summary.get("factors_found", {})
-    if found:
-        body.append("<h2>Paper factors found by automatic labelling</h2>")
-        head = "".join(f"<th>{_e(f)}</th>" for f in PAPER_FACTORS)
-        rows = []
-        for name, ff in found.items():
-            cells = "".join(
-                (f'<td class="good">#{ff[f]["direction"]} ({ff[f]["selectivity"]:.2f})</td>' if f in ff else '<td class="muted">&ndash;</td>')
-                for f in PAPER_FACTORS
-            )
-            n = sum(f in ff for f in PAPER_FACTORS)
-            rows.append(f'<tr><td class="l">{_e(name)}</td><td>{n}/8</td>{cells}</tr>')
-        body.append(
-            '<p>Cell: direction index (selectivity). A factor counts as found when some direction carries its label, i.e. its selectivity passed the threshold.</p>'
-            f'<table><tr><th class="l">direction set</th><th>found</th>{head}</tr>' + "".join(rows) + "</table>"
-        )
-
-    zp = summary.get("z_position")
-    if zp:
-        body.append("<h2>3D structure from 2D slices: z-position</h2>")
-        body.append(
-            f"<p>Direction <b>#{zp['direction']}</b> of <b>{_e(zp['set'])}</b> moves the anatomical level measured by the z-level regressor by "
-            f"<b>{zp['effect']:.2f}</b> natural standard deviations over its shift range (95% CI {zp['ci'][0]:.2f}&ndash;{zp['ci'][1]:.2f}; "
-            f"consistent in {100 * zp['consistency']:.0f}% of latents; selectivity {zp['selectivity']:.2f}; label <b>{_e(zp['label'])}</b>). "
-            f"The strongest z-level effect of a random direction is {zp.get('random_effect', float('nan')):.2f}.</p>"
-        )
-        body.append(_img(figs.get("fig8", "fig8_z_position.png"), "Fig. 8 layout: random latents shifted along the z-position direction.", out_dir))
-
-    body.append("<h2>Discovered directions</h2>")
-    for key, cap in (("fig2_vae", "Fig. 2 layout, VAE"), ("fig2_gan", "Fig. 2 layout, GAN")):
-        if key in figs:
-            body.append(_img(figs[key], cap + ": the best-ranked direction per factor; centre column is the original latent, left/right negative/positive shifts.", out_dir))
-    gifs = figs.get("gifs", [])
-    if gifs:
-        body.append('<div class="gifs">' + "".join(
-            f'<figure><img src="{_e(g["file"])}" alt="{_e(g["caption"])}"><figcaption>{_e(g["caption"])}</figcaption></figure>' for g in gifs
-        ) + "</div>")
-    for key, cap in (("fig9", "Fig. 9 layout: 5 random directions (left) beside the 5 best-ranked discovered directions (right), GAN."),
-                     ("fig10", "Fig. 10 layout: the same for the VAE.")):
-        if key in figs:
-            body.append(_img(figs[key], cap, out_dir))
-
-    body.append("<h2>Automatic labels</h2>")
-    body.append(
-        f"<p>{_e(summary.get('labelling_note', ''))}</p>"
-    )
-    for s in sets:
-        lp = s.get("labels_path")
-        if not lp or not Path(lp).exists():
-            continue
-        res = LabelResult.load(lp)
-        n_lab = sum(lab in res.factors for lab in res.labels)
-        groups = "; ".join("{" + ", ".join(map(str, g)) + "}" for g in res.groups) or "none"
-        body.append(
-            f"<h3>{_e(s['name'])}</h3><p class=small>{res.K} directions: {n_lab} selective, "
-            f"{res.labels.count('entangled')} entangled, {res.labels.count('no effect')} without effect. Duplicate groups: {_e(groups)}.</p>"
-        )
-        body.append(_label_table(res, max_rows=s.get("table_rows", 40)))
-
-    body.append("<h2>Disentanglement scores against the measured factors</h2>")
-    body.append(f"<p class=small>{_e(summary.get('disentanglement_note', ''))}</p>")
-    rows = "".join(
-        f'<tr><td class="l">{_e(s["name"])}</td><td class="l">{_e(s.get("method", ""))}</td><td>{s.get("K", "")}</td>'
-        f'<td>{_f(s.get("mig"), 3)}</td><td>{_f(s.get("dci_d"), 3)}</td><td>{_f(s.get("dci_c"), 3)}</td><td>{_f(s.get("dci_i"), 3)}</td>'
-        f'<td>{_f(s.get("selectivity"), 3)}</td><td>{s.get("n_found", "")}/8</td></tr>'
-        for s in sets
-    )
-    body.append(
-        '<table><tr><th class="l">direction set</th><th class="l">method</th><th>K</th><th>MIG</th><th>DCI D</th><th>DCI C</th>'
-        "<th>DCI I (NRMSE&darr;)</th><th>selectivity</th><th>factors</th></tr>" + rows + "</table>"
-    )
-
-    body.append("<h2>Interpolation and memorization (appendix C)</h2>")
-    interp = summary.get("interpolation", {})
-    for gname, it in interp.items():
-        body.append(_img(it["figure"], f"Fig. 11 layout, {gname.upper()}: held-out slice A (top left) and B (bottom right) embedded by "
-                         f"{_e(it['method'])} (reconstruction MSE {it['mse'][0]:.4f}, {it['mse'][1]:.4f}); the path between their latents. "
-                         f"Smoothness (largest / mean frame-to-frame change): {it['smoothness']:.2f}.", out_dir))
-    mem = summary.get("memorization", {})
-    if mem:
-        rows = "".join(
-            f'<tr><td class="l">{_e(g)}</td><td>{m["generated_median"]:.4f}</td><td>{m["heldout_median"]:.4f}</td>'
-            f'<td class="{"bad" if m["ratio"] < 0.5 else "good"}">{m["ratio"]:.3f}</td><td>{m["copies"]:.3f}</td></tr>'
-            for g, m in mem.items()
-        )
-        body.append(
-            "<p>Nearest-training-slice RMS distance (model space, 64&times;64). A ratio well below 1 means samples sit closer to "
-            "training slices than unseen real slices do: memorization.</p>"
-            '<table><tr><th class="l">generator</th><th>samples: median NN distance</th><th>held-out: median NN distance</th>'
-            "<th>ratio</th><th>near-copies</th></tr>" + rows + "</table>"
-        )
-
-    body.append("<h2>Review</h2>")
-    body.append(_review_section(sets))
-    t = summary.get("timings", {})
-    cpu = summary.get("cpu_seconds", {})
-    if t:
-        body.append(
-            "<h2>Timings</h2><table><tr><th class=l>step</th><th>wall s</th><th>CPU s</th></tr>"
-            + "".join(f'<tr><td class="l">{_e(k)}</td><td>{v:.1f}</td><td>{_f(cpu.get(k), 1)}</td></tr>' for k, v in t.items())
-            + "</table>"
-        )
-
-    doc = (
+    try:
+        body = _body(run, summary, out_dir)
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError) as exc:
+        raise ReportInputError(f"{summary_path} is malformed ({type(exc).__name__}: {exc})") from exc
+    doc = h(
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>napari-latentdirs report</title>"
-        f"<style>{CSS}</style></head><body>" + "\n".join(body) + "</body></html>\n"
+        "<style>{}</style></head><body>{}</body></html>\n",
+        Html(CSS), join(body, "\n"),
     )
     path = out_dir / "index.html"
     atomic_write_text(path, doc)
     log.info("report written to %s", path)
     return path
+
+
+def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
+    figs = summary.get("figures", {})
+    sets = summary.get("direction_sets", [])
+    body: list[Html] = []
+    created = summary.get("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    body.append(h("<h1>Latent directions report</h1><p class=muted>run <code>{}</code> &middot; {} &middot; preset <b>{}</b> &middot; data: {}</p>",
+                  run.resolve(), created, summary.get("preset", "?"), summary.get("data", {}).get("description", "?")))
+    if summary.get("warnings"):
+        body.append(h("<ul>{}</ul>", join(h('<li class="warn">{}</li>', w) for w in summary["warnings"])))
+
+    # Overview
+    gens = summary.get("generators", {})
+    if gens:
+        rows = join(
+            h('<tr><td class="l">{}</td><td class="l small">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+              k, str(v.get("fingerprint", ""))[:12], _f(v.get("fid"), 1), _i(v.get("train_slices", "")), _f(v.get("seconds"), 0))
+            for k, v in gens.items()
+        )
+        body.append(h("<h2>Generators</h2><table><tr><th class=l>model</th><th class=l>fingerprint</th><th>FID</th>"
+                      "<th>train slices</th><th>seconds</th></tr>{}</table>", rows))
+        body.append(_img(figs.get("samples", "samples.png"), Html("Random samples from each generator (CT window &minus;1000..400 HU)."), out_dir))
+
+    body.append(Html("<h2>Table 1: reconstructor accuracy (RCA) and shift loss L<sub>s</sub></h2>"))
+    body.append(Html("<p>Our numbers (bold columns) beside the paper's (grey). Higher RCA and lower L<sub>s</sub> are better.</p>"))
+    body.append(_table1(summary))
+
+    # Factors found
+    found = summary.get("factors_found", {})
+    if found:
+        head = join(h("<th>{}</th>", f) for f in PAPER_FACTORS)
+        rows = []
+        for name, ff in found.items():
+            cells = join(
+                h('<td class="good">#{} ({:.2f})</td>', _i(ff[f]["direction"]), ff[f]["selectivity"]) if f in ff else MUTED_DASH_CELL
+                for f in PAPER_FACTORS
+            )
+            n = sum(f in ff for f in PAPER_FACTORS)
+            rows.append(h('<tr><td class="l">{}</td><td>{}/8</td>{}</tr>', name, n, cells))
+        body.append(h(
+            "<h2>Paper factors found by automatic labelling</h2>"
+            "<p>Cell: direction index (selectivity). A factor counts as found when some direction carries its label, i.e. its selectivity passed the threshold.</p>"
+            '<table><tr><th class="l">direction set</th><th>found</th>{}</tr>{}</table>',
+            head, join(rows),
+        ))
+
+    zp = summary.get("z_position")
+    if zp:
+        body.append(Html("<h2>3D structure from 2D slices: z-position</h2>"))
+        body.append(h(
+            "<p>Direction <b>#{}</b> of <b>{}</b> moves the anatomical level measured by the z-level regressor by "
+            "<b>{:.2f}</b> natural standard deviations over its shift range (95% CI {:.2f}&ndash;{:.2f}; "
+            "consistent in {:.0f}% of latents; selectivity {:.2f}; label <b>{}</b>). "
+            "The strongest z-level effect of a random direction is {:.2f}.</p>",
+            _i(zp["direction"]), zp["set"], zp["effect"], zp["ci"][0], zp["ci"][1], _percent(zp["consistency"]),
+            zp["selectivity"], zp["label"], zp.get("random_effect", float("nan")),
+        ))
+        body.append(_img(figs.get("fig8", "fig8_z_position.png"), "Fig. 8 layout: random latents shifted along the z-position direction.", out_dir))
+
+    body.append(Html("<h2>Discovered directions</h2>"))
+    for key, cap in (("fig2_vae", "Fig. 2 layout, VAE"), ("fig2_gan", "Fig. 2 layout, GAN")):
+        if key in figs:
+            body.append(_img(figs[key], cap + ": the best-ranked direction per factor; centre column is the original latent, left/right negative/positive shifts.", out_dir))
+    gifs = figs.get("gifs", [])
+    if gifs:
+        body.append(h('<div class="gifs">{}</div>', join(_img(g["file"], str(g["caption"]), out_dir) for g in gifs)))
+    for key, cap in (("fig9", "Fig. 9 layout: 5 random directions (left) beside the 5 best-ranked discovered directions (right), GAN."),
+                     ("fig10", "Fig. 10 layout: the same for the VAE.")):
+        if key in figs:
+            body.append(_img(figs[key], cap, out_dir))
+
+    body.append(Html("<h2>Automatic labels</h2>"))
+    body.append(h("<p>{}</p>", summary.get("labelling_note", "")))
+    for s in sets:
+        lp = s.get("labels_path")
+        if not lp or not resolve(run, lp).exists():
+            continue
+        res = LabelResult.load(resolve(run, lp))
+        n_lab = sum(lab in res.factors for lab in res.labels)
+        groups = "; ".join("{" + ", ".join(map(str, g)) + "}" for g in res.groups) or "none"
+        body.append(h(
+            "<h3>{}</h3><p class=small>{} directions: {} selective, {} entangled, {} without effect. Duplicate groups: {}.</p>",
+            s["name"], res.K, n_lab, res.labels.count("entangled"), res.labels.count("no effect"), groups,
+        ))
+        body.append(_label_table(res, max_rows=s.get("table_rows", 40)))
+
+    body.append(Html("<h2>Disentanglement scores against the measured factors</h2>"))
+    body.append(h("<p class=small>{}</p>", summary.get("disentanglement_note", "")))
+    rows = join(
+        h('<tr><td class="l">{}</td><td class="l">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/8</td></tr>',
+          s["name"], s.get("method", ""), _i(s.get("K", "")), _f(s.get("mig"), 3), _f(s.get("dci_d"), 3), _f(s.get("dci_c"), 3),
+          _f(s.get("dci_i"), 3), _f(s.get("selectivity"), 3), _i(s.get("n_found", "")))
+        for s in sets
+    )
+    body.append(h(
+        '<table><tr><th class="l">direction set</th><th class="l">method</th><th>K</th><th>MIG</th><th>DCI D</th><th>DCI C</th>'
+        "<th>DCI I (NRMSE&darr;)</th><th>selectivity</th><th>factors</th></tr>{}</table>",
+        rows,
+    ))
+
+    body.append(Html("<h2>Interpolation and memorization (appendix C)</h2>"))
+    for gname, it in summary.get("interpolation", {}).items():
+        cap = h("Fig. 11 layout, {}: held-out slice A (top left) and B (bottom right) embedded by "
+                "{} (reconstruction MSE {:.4f}, {:.4f}); the path between their latents. "
+                "Smoothness (largest / mean frame-to-frame change): {:.2f}.",
+                str(gname).upper(), it["method"], it["mse"][0], it["mse"][1], it["smoothness"])
+        body.append(_img(it["figure"], cap, out_dir))
+    mem = summary.get("memorization", {})
+    if mem:
+        rows = join(
+            h('<tr><td class="l">{}</td><td>{:.4f}</td><td>{:.4f}</td><td class="{}">{:.3f}</td><td>{:.3f}</td></tr>',
+              g, m["generated_median"], m["heldout_median"], _ratio_class(m["ratio"]), m["ratio"], m["copies"])
+            for g, m in mem.items()
+        )
+        body.append(h(
+            "<p>Nearest-training-slice RMS distance (model space, 64&times;64). A ratio well below 1 means samples sit closer to "
+            "training slices than unseen real slices do: memorization.</p>"
+            '<table><tr><th class="l">generator</th><th>samples: median NN distance</th><th>held-out: median NN distance</th>'
+            "<th>ratio</th><th>near-copies</th></tr>{}</table>",
+            rows,
+        ))
+
+    body.append(Html("<h2>Review</h2>"))
+    body.append(_review_section(run, sets))
+    t = summary.get("timings", {})
+    cpu = summary.get("cpu_seconds", {})
+    if t:
+        body.append(h(
+            "<h2>Timings</h2><table><tr><th class=l>step</th><th>wall s</th><th>CPU s</th></tr>{}</table>",
+            join(h('<tr><td class="l">{}</td><td>{}</td><td>{}</td></tr>', k, _f(v, 1), _f(cpu.get(k), 1)) for k, v in t.items()),
+        ))
+    return body
+
+
+MUTED_DASH_CELL = Html('<td class="muted">&ndash;</td>')
+
+
+def _percent(x: Any) -> Any:
+    try:
+        return 100 * float(x)
+    except (TypeError, ValueError):
+        return x
+
+
+def _ratio_class(x: Any) -> str:
+    try:
+        return "bad" if float(x) < 0.5 else "good"
+    except (TypeError, ValueError):
+        return ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     add_generator_weights(p)
     p.add_argument("--method", required=True, choices=("random", "ganspace", "sefa", "pca-encoded"))
-    p.add_argument("--out", required=True, type=Path, help="output .safetensors file")
+    p.add_argument("--out", required=True, help="output .safetensors file, or a folder (existing, or ending in /) "
+                   "that gets METHOD.safetensors")
     p.add_argument("--K", type=int, dest="K", help="number of directions (default latent_dim)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-samples", type=int, default=2000, dest="n_samples", help="latents sampled for GANSpace")
@@ -44,6 +46,17 @@ def load_slices(args: argparse.Namespace) -> np.ndarray | None:
     return None
 
 
+def output_path(out: str, method: str) -> Path:
+    """Where ``--out`` puts the set: inside a folder (never beside it as FOLDER.safetensors),
+    else the file itself, ``.safetensors`` added when missing."""
+    path = Path(out)
+    if path.is_dir() or out.endswith(("/", os.sep)):
+        return path / f"{method}.safetensors"
+    if path.exists() and not path.is_file():
+        raise SystemExit(f"error: --out {out} is neither a file nor a folder")
+    return path if path.suffix == ".safetensors" else path.with_suffix(".safetensors")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..analysis.baselines import compute_baseline
     from ..training.directions import resolve_generator
@@ -61,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     ds = compute_baseline(args.method, generator, args.K, slices=load_slices(args), seed=args.seed,
                           n_samples=args.n_samples, generator=fingerprint)
-    out = args.out if args.out.suffix == ".safetensors" else args.out.with_suffix(".safetensors")
+    out = output_path(args.out, args.method)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = ds.save(out)
     print(json.dumps({"output": str(path), "method": ds.method, "K": ds.K}))

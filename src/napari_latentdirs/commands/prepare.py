@@ -11,7 +11,8 @@ def register(subparsers) -> None:
         help="preprocess every CT series under a folder (e.g. LIDC-IDRI) into a slice cache",
         description="Find every CT series under LIDC_ROOT, preprocess each slice as in the paper "
         "(clip to [-1000, 2000] HU, scale to [-1, 1], antialiased resize) and write CACHE "
-        "(slices.npy + table.csv + index.json). Re-running skips finished series; interrupting is safe.",
+        "(slices.npy + table.csv + index.json). Re-running skips finished series; interrupting is safe. "
+        "CACHE must be new, empty or a cache written by this command.",
     )
     p.add_argument("root", metavar="LIDC_ROOT", help="folder with DICOM files (any layout)")
     p.add_argument("cache", metavar="CACHE", help="output cache folder")
@@ -25,12 +26,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.prepare import PrepareConfig, prepare
+    from ..data.cache import CacheFolderError
+    from ..data.prepare import NoUsableSlicesError, PrepareConfig, prepare
 
     if not 0 <= args.test_fraction < 1:
         raise SystemExit("--test-fraction must be in [0, 1)")
     cfg = PrepareConfig(size=args.size, dtype=args.dtype, seed=args.seed, test_fraction=args.test_fraction)
-    res = prepare(args.root, args.cache, workers=args.workers, config=cfg, progress=not args.no_progress)
+    try:
+        res = prepare(args.root, args.cache, workers=args.workers, config=cfg, progress=not args.no_progress)
+    except (NoUsableSlicesError, CacheFolderError, FileNotFoundError) as e:
+        raise SystemExit(f"error: {e}") from None
     print(
         f"{res.cache_dir}: {res.n_slices} slices, {res.n_series} series, {res.n_patients} patients "
         f"({res.processed} series processed, {res.reused} reused, {len(res.skipped)} skipped); "

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..pipeline import make_config, run_pipeline
+    from ..pipeline import RunFolderError, make_config, run_pipeline
 
     cfg = make_config(
         args.out,
@@ -40,6 +40,9 @@ def main(args: argparse.Namespace) -> int:
         label_latents=args.label_latents,
         progress=not args.no_progress,
     )
-    path = run_pipeline(cfg)
+    try:
+        path = run_pipeline(cfg)
+    except RunFolderError as e:
+        raise SystemExit(f"error: {e}") from None
     print(f"report: {path.resolve()}")
     return 0

@@ -22,6 +22,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,102 @@ from .preprocess import Preprocessing
 
 class CacheIncompleteError(RuntimeError):
     """The folder is not a complete cache (prepare did not finish, or files are missing)."""
+
+
+class CacheFolderError(FileExistsError):
+    """The cache folder holds files we did not write, or another prepare is writing it."""
+
+
+#: Written first into every cache folder: the folder is ours, and its lock file.
+CACHE_MARKER = ".latentdirs-cache"
+CACHE_FORMAT = "napari-latentdirs/cache/1"
+_OUR_NAMES = {"parts", "slices.npy", "table.csv", "index.json", CACHE_MARKER}
+
+
+def _our_index(path: Path) -> bool:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(doc, dict) and {"version", "fingerprint", "preprocessing", "shape"} <= set(doc)
+
+
+def _our_parts(parts: Path) -> bool:
+    """An interrupted cache of an older version: a parts/ folder with at least one of our records."""
+    for f in sorted(parts.glob("*.json"))[:8]:
+        try:
+            rec = json.loads(f.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(rec, dict) and {"series_uid", "source_key", "settings", "status"} <= set(rec):
+            return True
+    return False
+
+
+def check_cache_folder(path: str | os.PathLike) -> None:
+    """Raise CacheFolderError unless ``path`` is absent, empty, or a cache we wrote.
+
+    Ours: it has our marker, or (caches from before the marker) a valid index.json
+    or parts/ with our records, and nothing but our own names besides.
+    """
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise CacheFolderError(f"cache folder {path} exists and is not a folder")
+    entries = sorted(e.name for e in os.scandir(path))
+    if not entries:
+        return
+    if CACHE_MARKER in entries:
+        try:
+            marker = json.loads((path / CACHE_MARKER).read_text() or "{}")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            marker = {}
+        if isinstance(marker, dict) and marker.get("format") == CACHE_FORMAT:
+            return
+    foreign = [e for e in entries if e not in _OUR_NAMES and not (e.startswith(".") and e.endswith(".tmp"))]
+    legacy = (path / "index.json").is_file() and _our_index(path / "index.json") or (path / "parts").is_dir() and _our_parts(path / "parts")
+    if legacy and not foreign:
+        return
+    shown = ", ".join((foreign or entries)[:3]) + (", ..." if len(foreign or entries) > 3 else "")
+    raise CacheFolderError(
+        f"cache folder {path} is not empty ({len(entries)} entries: {shown}) and was not written by "
+        "`latentdirs prepare`; nothing was changed. Choose a new or empty folder"
+    )
+
+
+@contextlib.contextmanager
+def claim_cache_folder(path: str | os.PathLike):
+    """Check ``path`` (see :func:`check_cache_folder`), mark it ours, and hold its lock.
+
+    With the lock held, temporary files left by a killed earlier run are removed:
+    no other process can be writing them.
+    """
+    path = Path(path)
+    check_cache_folder(path)
+    path.mkdir(parents=True, exist_ok=True)
+    marker = path / CACHE_MARKER
+    fd = os.open(marker, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory lock; one prepare at a time is then the user's rule
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                raise CacheFolderError(f"another `latentdirs prepare` is writing {path}; wait for it or stop it") from e
+        if os.fstat(fd).st_size == 0:
+            os.write(fd, json.dumps({"format": CACHE_FORMAT}).encode())
+            os.fsync(fd)
+        for folder in (path, path / "parts"):
+            for tmp in folder.glob(".*.tmp"):
+                if tmp.is_file() and not tmp.is_symlink():
+                    tmp.unlink(missing_ok=True)
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass
@@ -64,6 +161,13 @@ class SliceTable:
             instance_number=np.asarray([int(v) if v else -1 for v in c["instance_number"]], dtype=np.int64),
             split=np.asarray(c["split"], dtype=object),
         )
+
+
+def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike, **kwargs: Any) -> Any:
+    """:func:`.prepare.prepare`, also reachable from here (the training jobs import it from the cache module)."""
+    from .prepare import prepare as _prepare
+
+    return _prepare(root, cache_dir, **kwargs)
 
 
 class SliceCache:
@@ -204,10 +308,26 @@ def build_cache(
     With ``slices=None`` the array is a sparse all-zero file of ``n`` slices
     (no disk space used): for memory benchmarks at full LIDC scale.
     """
+    cache_dir = Path(cache_dir)
+    with claim_cache_folder(cache_dir):  # never over someone else's table.csv / index.json
+        return _build_cache(cache_dir, slices, list(patient_ids), n, size, rel_z, z_mm, series_uids, seed, test_fraction, dtype)
+
+
+def _build_cache(
+    cache_dir: Path,
+    slices: np.ndarray | None,
+    patient_ids: list[str],
+    n: int | None,
+    size: int,
+    rel_z: Sequence[float] | None,
+    z_mm: Sequence[float] | None,
+    series_uids: Sequence[str] | None,
+    seed: int,
+    test_fraction: float,
+    dtype: str,
+) -> SliceCache:
     from .prepare import CACHE_VERSION, TABLE_COLUMNS, split_patients
 
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     if slices is not None:
         slices = np.asarray(slices)
         if slices.ndim != 3 or slices.shape[1] != slices.shape[2]:

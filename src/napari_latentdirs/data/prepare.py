@@ -12,8 +12,19 @@ Layout of ``cache_dir``::
 Every file is written atomically (temp + rename). A series counts as done only
 when its ``.json`` exists and matches its source files and the preprocessing,
 so an interrupted run leaves at worst orphan temp files or a part without its
-json, both redone on the next run. ``index.json`` is removed before the final
-arrays are rewritten, so a reader never pairs a new array with an old index.
+json, both redone (the temp files removed) by the next run. ``index.json`` is
+removed before the final arrays are rewritten, so a reader never pairs a new
+array with an old index.
+
+A series' identity (its ``source_key``) covers each file's name, size,
+modification time and first 16 KiB (every header attribute of an ordinary CT
+file), so an edited file -- even one edited in place at the same size --
+redoes its series. The cache folder must be new, empty or one of ours
+(:func:`~.cache.claim_cache_folder`: a marker file, also the lock that keeps
+two prepares apart); a folder with anything else in it is refused. A root
+without any usable CT slice is an error, not an empty "complete" cache.
+Worker processes die with their parent (``PR_SET_PDEATHSIG`` on Linux, and a
+parent-pid watchdog everywhere), so a killed prepare leaves no orphans.
 
 The split is by patient: patients are sorted, shuffled by ``seed`` and the first
 ``round(test_fraction * n)`` (at least one when there are two or more) go to
@@ -32,6 +43,7 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +56,9 @@ from .preprocess import Preprocessing
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
+#: Bytes of each file that enter its series' identity (the whole header of an ordinary CT file;
+#: discovery reads the same bytes, so they are usually in the page cache already).
+HEADER_BYTES = 16384
 TABLE_COLUMNS = ("row", "patient_id", "series_uid", "slice_index", "z_mm", "rel_z", "instance_number", "split")
 
 
@@ -67,6 +82,10 @@ class PrepareConfig:
         return {"version": CACHE_VERSION, "size": self.size, "hu_min": self.hu_min, "hu_max": self.hu_max, "dtype": self.dtype, "min_slices": self.min_slices}
 
 
+class NoUsableSlicesError(ValueError):
+    """The root holds no CT series, or none of its series could be read: nothing to cache."""
+
+
 @dataclass
 class PrepareResult:
     cache_dir: Path
@@ -87,19 +106,57 @@ def _part_name(series_uid: str) -> str:
 
 
 def source_key(paths: list[Path]) -> str:
-    """Identity of a series' input files (names and sizes): a changed download redoes the series."""
-    h = hashlib.sha1()
+    """Identity of a series' input files: name, size, mtime and the header bytes of each.
+
+    Names and sizes alone let a same-size edit (a changed RescaleIntercept) reuse the
+    stale part; the header bytes catch an edit even when the mtime was put back.
+    """
+    h = hashlib.sha256()
     for p in sorted(paths):
-        h.update(f"{p.name}\0{p.stat().st_size}\n".encode())
+        st = p.stat()
+        h.update(f"{p.name}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        with open(p, "rb") as fh:
+            h.update(hashlib.sha256(fh.read(HEADER_BYTES)).digest())
     return h.hexdigest()
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int) -> None:
+    # Die with the parent: a killed prepare must not leave workers holding memory forever.
+    _die_with_parent(parent_pid)
     # One BLAS/OpenMP thread per process: the parallelism is across processes.
     import torch
 
     torch.set_num_threads(1)
     _keep_freed_memory()
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Exit when ``parent_pid`` dies: PR_SET_PDEATHSIG (Linux) plus a watchdog thread.
+
+    The signal is immediate but Linux-only (and tied to the thread that forked us);
+    the watchdog notices re-parenting within a second on any POSIX system.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            pr_set_pdeathsig = 1
+            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:  # the parent died before the signal was armed
+        os._exit(1)
+    import threading
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def _keep_freed_memory() -> None:
@@ -344,17 +401,30 @@ def prepare(
     ``on_series_done`` is called in this process after each series (tests use it
     to interrupt deterministically). ``workers <= 1`` runs in this process.
     """
-    from tqdm.auto import tqdm
-
     from ..dicom.discover import discover_series
+    from .cache import check_cache_folder, claim_cache_folder
 
     cfg = config or PrepareConfig()
     cache_dir = Path(cache_dir)
+    check_cache_folder(cache_dir)  # refuse a foreign folder before the (long) discovery
+    found = discover_series(root)
+    if not found.series:
+        reasons = "; ".join(f"{Path(k.what).name}: {k.reason}" for k in found.skipped[:5])
+        raise NoUsableSlicesError(
+            f"no CT series under {root} ({len(found.ignored)} non-DICOM file(s) ignored, {len(found.skipped)} left out"
+            + (f": {reasons}" if reasons else "") + "); no cache written"
+        )
+    with claim_cache_folder(cache_dir):
+        return _prepare(found, cache_dir, cfg, workers, progress, on_series_done)
+
+
+def _prepare(found, cache_dir: Path, cfg: PrepareConfig, workers: int, progress: bool,
+             on_series_done: Callable[[dict], None] | None) -> PrepareResult:
+    from tqdm.auto import tqdm
+
     parts = cache_dir / "parts"
     parts.mkdir(parents=True, exist_ok=True)
     settings = cfg.part_settings()
-
-    found = discover_series(root)
     skipped = [{"what": s.what, "reason": s.reason, "n_files": len(s.paths)} for s in found.skipped]
     jobs, records = [], {}
     names: dict[str, str] = {}
@@ -403,7 +473,8 @@ def prepare(
         else:
             # Largest series first so the pool does not end waiting on one long series.
             jobs.sort(key=lambda j: -len(j["paths"]))
-            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init) as pool:
+            with cf.ProcessPoolExecutor(max_workers=workers, mp_context=_mp_context(), initializer=_worker_init,
+                                        initargs=(os.getpid(),)) as pool:
                 futures = {pool.submit(compute_series, j): j for j in jobs}
                 taken = set()
                 try:
@@ -506,9 +577,12 @@ def _finalise(cache_dir: Path, cfg: PrepareConfig, records: dict, skipped: list,
     parts = cache_dir / "parts"
     done = sorted(((n, r) for n, r in records.items() if r["status"] == "done"), key=lambda nr: (nr[1]["patient_id"], nr[1]["series_uid"]))
     skipped = skipped + [{"what": r["series_uid"], "reason": r["reason"], "n_files": r.get("n_files", 0)} for r in records.values() if r["status"] == "skipped"]
+    n = sum(r["n_slices"] for _, r in done)
+    if n == 0:
+        reasons = "; ".join(f"{s['what']}: {s['reason']}" for s in skipped[:5])
+        raise NoUsableSlicesError(f"none of the {len(records)} CT series could be used ({reasons}); no cache written")
     split = split_patients([r["patient_id"] for _, r in done], cfg.seed, cfg.test_fraction)
     table = _table_csv(done, split)
-    n = sum(r["n_slices"] for _, r in done)
     fp = hashlib.sha256()
     fp.update(json.dumps({"settings": cfg.part_settings(), "seed": cfg.seed, "test_fraction": cfg.test_fraction}, sort_keys=True).encode())
     for _, r in done:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import DicomReadError
-from .files import non_ct_reason, read_header, sniff
+from .files import non_ct_reason, read_dataset, read_header, sniff
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,24 @@ def _header(path: Path):
     try:
         return "dicom", read_header(path)
     except DicomReadError as e:
-        return "bad", str(e).split(": ", 1)[-1]
+        return "bad", _corrupt(path, e)
+
+
+def _corrupt(path: Path, e: DicomReadError) -> str:
+    return f"corrupt or unreadable DICOM file {path.name} ({type(e).__name__}: {str(e).split(': ', 1)[-1]})"
+
+
+def _missing_uid_reason(path: Path) -> str:
+    """Why a file has no SeriesInstanceUID: damaged (the usual cause) or really without one.
+
+    A damaged data set often parses "fine" far enough to lose its UIDs, so only a strict
+    read of the whole file tells the two apart; it runs for these rare files only.
+    """
+    try:
+        read_dataset(path)
+    except DicomReadError as e:
+        return _corrupt(path, e)
+    return "no SeriesInstanceUID"
 
 
 def discover_series(root: str | os.PathLike) -> Discovery:
@@ -120,7 +137,7 @@ def discover_series(root: str | os.PathLike) -> Discovery:
             continue
         uid = str(hdr.get("SeriesInstanceUID", "") or "")
         if not uid:
-            skipped.append(Skipped(str(path), "no SeriesInstanceUID", [path]))
+            skipped.append(Skipped(str(path), _missing_uid_reason(path), [path]))
             continue
         groups[uid].append((path, hdr))
 

@@ -52,6 +52,11 @@ class InvalidAttributeError(DicomReadError):
     """An attribute is present but its value is unusable (zero spacing, non-orthonormal IOP...)."""
 
 
+class ImplausibleGeometryError(InvalidAttributeError):
+    """Spacing or position outside any physical CT (e.g. PixelSpacing 1e20 mm): refused before it
+    can reach a viewer, where such numbers overflow the camera and poison every later draw."""
+
+
 class NotCTImageError(DicomReadError):
     """Modality is not CT or the SOP class is not a CT image (CR, SEG, SR, localizer...)."""
 
@@ -91,6 +96,7 @@ __all__ = [
     "DicomReadError",
     "EmptyFileError",
     "EmptySeriesError",
+    "ImplausibleGeometryError",
     "InconsistentSeriesError",
     "InvalidAttributeError",
     "MissingAttributeError",

@@ -20,6 +20,8 @@ EXPLICIT_LE = "1.2.840.10008.1.2.1"
 PIXEL_DATA = 0x7FE00010
 _LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
 _TEXT_VRS = {b"AE", b"AS", b"CS", b"DA", b"DT", b"LO", b"LT", b"PN", b"SH", b"ST", b"TM", b"UC", b"UI", b"UT"}
+#: VRs whose bytes follow SpecificCharacterSet; the others use the default repertoire.
+_CHARSET_VRS = {b"LO", b"LT", b"PN", b"SH", b"ST", b"UC", b"UT"}
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
 _TAG = struct.Struct("<HH")
@@ -43,7 +45,10 @@ class FastParser:
     """Parse the listed keywords; ``PixelData`` (if listed) comes back as a memoryview."""
 
     def __init__(self, keywords: list[str]) -> None:
-        self.table = _keyword_table([k for k in keywords if k != "PixelData"])
+        wanted = [k for k in keywords if k != "PixelData"]
+        # The character set decides how names and descriptions decode, asked for or not.
+        self.report_charset = "SpecificCharacterSet" in wanted
+        self.table = _keyword_table([*wanted, *([] if self.report_charset else ["SpecificCharacterSet"])])
         self.want_pixels = "PixelData" in keywords
         self.last_tag = max(self.table) if self.table else 0
 
@@ -77,6 +82,7 @@ class FastParser:
         else:
             raise Unsupported(f"transfer syntax {ts}")
         values: dict = {}
+        texts: dict[str, tuple[bytes, bytes]] = {}  # charset-dependent values, decoded once the charset is known
         stop = PIXEL_DATA if self.want_pixels else self.last_tag
         while pos < n:
             pos, tag, vr, vstart, vend = self._element(buf, pos, n, explicit)
@@ -95,7 +101,16 @@ class FastParser:
                 if vend is None:
                     raise Unsupported("undefined length for a wanted attribute")
                 kw, dict_vr = entry
-                values[kw] = _decode(buf[vstart:vend], vr if explicit else dict_vr, kw)
+                the_vr = vr if explicit else dict_vr
+                if the_vr in _CHARSET_VRS:
+                    texts[kw] = (buf[vstart:vend], the_vr)
+                else:
+                    values[kw] = _decode(buf[vstart:vend], the_vr, kw)
+        codec = _codec(values.get("SpecificCharacterSet"))
+        for kw, (raw, text_vr) in texts.items():
+            values[kw] = _decode_text(raw, codec, kw, text_vr)
+        if not self.report_charset:
+            values.pop("SpecificCharacterSet", None)
         return values, meta
 
     def _element(self, buf, pos, n, explicit):
@@ -168,6 +183,56 @@ def _element_end(buf, pos, n, explicit) -> int:
     if end > n:
         raise Unsupported("value runs past end of file")
     return end
+
+
+#: Single-byte character sets and UTF-8: a backslash byte is always a value separator, so
+#: decoding the whole value and then splitting it equals pydicom's result. Multi-byte sets
+#: (GB18030, Shift-JIS...) and ISO 2022 code extensions go to pydicom.
+_CODECS = {
+    "": "latin_1",  # the default repertoire; pydicom also reads it as ISO 8859-1
+    "ISO_IR 6": "latin_1",
+    "ISO_IR 100": "latin_1",
+    "ISO_IR 101": "iso8859_2",
+    "ISO_IR 109": "iso8859_3",
+    "ISO_IR 110": "iso8859_4",
+    "ISO_IR 126": "iso8859_7",
+    "ISO_IR 127": "iso8859_6",
+    "ISO_IR 138": "iso8859_8",
+    "ISO_IR 144": "iso8859_5",
+    "ISO_IR 148": "iso8859_9",
+    "ISO_IR 166": "tis_620",
+    "ISO_IR 192": "utf_8",
+}
+
+
+def _codec(charset) -> str:
+    """Python codec for a (0008,0005) value; Unsupported for anything but one simple set."""
+    if charset is None:
+        return "latin_1"
+    if isinstance(charset, list):
+        rest = [c for c in charset[1:] if c]
+        if rest:
+            raise Unsupported("code extensions in SpecificCharacterSet")
+        charset = charset[0]
+    codec = _CODECS.get(str(charset).strip())
+    if codec is None:
+        raise Unsupported(f"character set {charset!r}")
+    return codec
+
+
+def _decode_text(raw: bytes, codec: str, kw: str, vr: bytes = b"LO"):
+    """A value of a charset-dependent VR (SH, LO, ST, LT, UC, UT, PN), as pydicom gives it."""
+    try:
+        text = raw.decode(codec)
+    except UnicodeDecodeError as e:
+        raise Unsupported(f"{kw} is not valid {codec}") from e
+    text = text.rstrip(" \x00")
+    if not text:
+        return None
+    if vr in (b"ST", b"LT", b"UT"):  # single-valued: a backslash is text there
+        return text
+    parts = text.split("\\")
+    return parts if len(parts) > 1 else parts[0]
 
 
 def _decode(raw: bytes, vr: bytes, kw: str):

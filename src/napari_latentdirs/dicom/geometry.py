@@ -16,13 +16,41 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .errors import InvalidAttributeError, UnsupportedOrientationError
+from .errors import ImplausibleGeometryError, InvalidAttributeError, UnsupportedOrientationError
 
 #: Positions closer than this along the normal are the same slice (mm).
 DUPLICATE_TOL_MM = 0.01
 #: A step of at least this many nominal spacings is a gap (room for a missing slice);
 #: shorter irregular steps are reported as non-uniform spacing instead.
 GAP_FACTOR = 1.75
+#: Physical range of a CT pixel or slice spacing (mm). Beyond it the file is damaged or hostile:
+#: 1e20 mm reaches napari's camera as an overflow, 1e308 as a division by zero that aborts Qt.
+MIN_SPACING_MM = 0.01
+MAX_SPACING_MM = 50.0
+#: Largest step between slices (mm). Sparse samplings are real (the phantom with 8 slices over
+#: a thorax steps ~50-80 mm), so this bound is looser than the pixel one, but still no CT.
+MAX_SLICE_SPACING_MM = 500.0
+#: Largest |coordinate| of a slice origin (mm): scanner tables move about 2 m; 10 m is no patient.
+MAX_POSITION_MM = 1e4
+
+
+def check_spacing(values, keyword: str, path=None) -> None:
+    """Raise ImplausibleGeometryError unless every spacing is within [MIN_SPACING_MM, MAX_SPACING_MM]."""
+    if not all(MIN_SPACING_MM <= v <= MAX_SPACING_MM for v in values):
+        shown = ", ".join(f"{v:.6g}" for v in values)
+        raise ImplausibleGeometryError(
+            f"{keyword} [{shown}] mm is outside the physical range {MIN_SPACING_MM:g}-{MAX_SPACING_MM:g} mm", path
+        )
+
+
+def check_position(values, path=None) -> None:
+    """Raise ImplausibleGeometryError if a slice origin lies more than MAX_POSITION_MM from the isocentre."""
+    if not all(abs(v) <= MAX_POSITION_MM for v in values):
+        shown = ", ".join(f"{v:.6g}" for v in values)
+        raise ImplausibleGeometryError(
+            f"ImagePositionPatient [{shown}] mm is more than {MAX_POSITION_MM:g} mm from the origin (not a physical position)",
+            path,
+        )
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from .errors import (
     CompressedNoDecoderError,
     DicomReadError,
     EmptySeriesError,
+    ImplausibleGeometryError,
     InconsistentSeriesError,
     InvalidAttributeError,
     MissingAttributeError,
@@ -299,12 +300,15 @@ def read_slice(path: str | os.PathLike) -> _Slice:
     if rows < 1 or cols < 1:
         raise InvalidAttributeError(f"Rows x Columns = {rows}x{cols}", path)
     _required(v, "PixelRepresentation", path)
-    ipp = np.asarray(_finite(_required(v, "ImagePositionPatient", path, 3), "ImagePositionPatient", path))
+    ipp_values = _finite(_required(v, "ImagePositionPatient", path, 3), "ImagePositionPatient", path)
+    geometry.check_position(ipp_values, path)
+    ipp = np.asarray(ipp_values)
     iop = tuple(_finite(_required(v, "ImageOrientationPatient", path, 6), "ImageOrientationPatient", path))
     geometry.check_orientation(iop, path)
     ps = _finite(_required(v, "PixelSpacing", path, 2), "PixelSpacing", path)
     if min(ps) <= 0:
         raise InvalidAttributeError(f"PixelSpacing must be positive, got {ps}", path)
+    geometry.check_spacing(ps, "PixelSpacing", path)
     slope_v, intercept_v = v.get("RescaleSlope"), v.get("RescaleIntercept")
     rescale_missing = slope_v is None or intercept_v is None
     slope = float(slope_v) if slope_v is not None else 1.0
@@ -312,6 +316,7 @@ def read_slice(path: str | os.PathLike) -> _Slice:
     if not math.isfinite(slope) or slope == 0 or not math.isfinite(intercept):
         raise InvalidAttributeError(f"unusable rescale: RescaleSlope={slope}, RescaleIntercept={intercept}", path)
     raw = _decode(ds, v, path, rows, cols)
+    _check_hu_finite(raw, slope, intercept, path)
     inst = v.get("InstanceNumber")
     hdr = {k: v.get(k) for k in ("Modality", "SeriesDescription", "Manufacturer", "SliceThickness", "TransferSyntaxUID")}
     return _Slice(
@@ -333,6 +338,34 @@ def read_slice(path: str | os.PathLike) -> _Slice:
         raw=raw,
         hdr=hdr,
     )
+
+
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_hu_finite(raw: np.ndarray, slope: float, intercept: float, path: Path) -> None:
+    """Raise if stored x slope + intercept leaves float32 for some pixel of this slice.
+
+    The bound over the whole dtype range settles the usual case without touching the
+    pixels; only a rescale that *could* overflow pays for a min/max pass.
+    """
+    if raw.dtype.kind in "iu":
+        info = np.iinfo(raw.dtype)
+        lo, hi = float(info.min), float(info.max)
+    else:
+        lo, hi = float(np.min(raw)), float(np.max(raw))
+    if max(abs(lo * slope), abs(hi * slope)) + abs(intercept) < _F32_MAX:
+        return
+    if raw.size == 0:
+        return
+    lo, hi = float(np.min(raw)), float(np.max(raw))
+    ends = (lo * slope + intercept, hi * slope + intercept)
+    if not all(math.isfinite(h) and abs(h) < _F32_MAX for h in ends):
+        raise InvalidAttributeError(
+            f"RescaleSlope={slope:g}, RescaleIntercept={intercept:g} give non-finite HU for stored values "
+            f"{lo:g}..{hi:g} (beyond float32)",
+            path,
+        )
 
 
 def _to_hu_into(s: _Slice, plan: geometry.Reorientation, out: np.ndarray) -> None:
@@ -487,6 +520,12 @@ def plan_series(slices: list[_Slice], *, padding_stats: bool = True) -> LazySeri
 
     if len(kept) > 1:
         dz, spacing_problems = geometry.analyse_spacing(z)
+        if dz > geometry.MAX_SLICE_SPACING_MM:
+            raise ImplausibleGeometryError(
+                f"slice spacing {dz:.6g} mm (median step between slice positions) is outside the physical range "
+                f"{geometry.DUPLICATE_TOL_MM:g}-{geometry.MAX_SLICE_SPACING_MM:g} mm",
+                first.path,
+            )
         problems += spacing_problems
     else:
         dz = 1.0
@@ -560,11 +599,12 @@ def plan_series(slices: list[_Slice], *, padding_stats: bool = True) -> LazySeri
     return LazySeries(volume=vol, kept=kept, plan=plan)
 
 
-def load_ct(path: str | os.PathLike) -> list[CTVolume]:
+def load_ct(path: str | os.PathLike, on_skip: Callable[[str], None] | None = None) -> list[CTVolume]:
     """Open a DICOM file (one slice) or every CT series under a folder.
 
-    Series that fail to read are logged and left out; if none can be read, the
-    first error is raised so the caller sees why.
+    Series that fail to read are logged (and passed to ``on_skip`` as one line, so
+    a viewer can show them) and left out; if none can be read, the first error is
+    raised so the caller sees why.
     """
     from .discover import discover_series
 
@@ -580,6 +620,8 @@ def load_ct(path: str | os.PathLike) -> list[CTVolume]:
         except DicomReadError as e:
             log.warning("cannot read series %s under %s: %s", s.series_uid, s.folder, e)
             errors.append(e)
+            if on_skip is not None:
+                on_skip(f"series {s.series_uid} under {s.folder} left out: {e}")
     if not volumes and errors:
         raise errors[0]
     if not volumes:

@@ -17,6 +17,8 @@ writer so all our files get the same file meta and SOP Common handling.
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -75,8 +77,25 @@ def base_dataset(sop_class_uid: str, modality: str) -> Dataset:
 
 
 def save(ds: Dataset, path: Path) -> None:
+    """Write ``ds`` to ``path`` through a fresh temporary file and a rename: a reader never
+    sees half a file, and a symlink at ``path`` is replaced, never written through."""
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    dcmwrite(path, ds, enforce_file_format=True)
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            dcmwrite(fh, ds, enforce_file_format=True)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 @dataclass
