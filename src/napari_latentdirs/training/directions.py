@@ -28,7 +28,6 @@ and moved to the configured device.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields, replace
@@ -45,7 +44,7 @@ from ..models.direction_set import DirectionSet
 from ..models.directions import DirectionModel, orthonormality_error
 from ..models.reconstructors import build_reconstructor, canonical_reconstructor, min_input_size
 from ..utils.runtime import select_device
-from ..utils.weights import load_weights, save_weights, sidecar
+from ..utils.weights import load_weights, read_meta, save_weights
 from .state import RunDir, ScalarLogger
 
 DIRECTIONS_FILE = "directions.safetensors"
@@ -274,7 +273,7 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
     start = 0
     if run.has(CHECKPOINT):
         # Compare settings before loading tensors, whose shapes would not even fit.
-        saved = json.loads(sidecar(run.path(CHECKPOINT)).read_text()).get("identity", {})
+        saved = read_meta(run.path(CHECKPOINT)).get("identity", {})
         wanted = _config_identity(cfg)
         if saved != wanted:
             diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))

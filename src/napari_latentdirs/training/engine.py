@@ -17,7 +17,6 @@ Reproducibility (bit-exact resume on CPU):
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -44,7 +43,7 @@ from ..events import (
 )
 from ..models import registry
 from ..utils.runtime import select_device
-from ..utils.weights import sidecar
+from ..utils.weights import read_meta
 from . import ddp
 from .config import TrainConfig
 from .data import fingerprint_of
@@ -252,7 +251,7 @@ class Trainer:
     def try_resume(self) -> bool:
         if not self.run_dir.has(LAST):
             return False
-        self._check_compatible(json.loads(sidecar(self.run_dir.path(LAST)).read_text()))
+        self._check_compatible(read_meta(self.run_dir.path(LAST)))
         meta = self.run_dir.load(LAST, self.modules, self.optimizers, map_location=self.device)
         self.step = int(meta["step"])
         self.state = meta["engine_state"]

@@ -1,11 +1,12 @@
 """Run folders: resumable checkpoints and scalar logs shared by every engine.
 
-A checkpoint ``<run>/checkpoints/<name>.safetensors`` (+ ``.json``) holds the
-modules' state dicts, the optimisers' state, the global RNG states (torch,
-numpy, python) and any named ``torch.Generator`` an engine draws from, so a
-resumed run continues bit for bit. Tensors go to safetensors; everything
-else (step, config, scalar optimiser fields, metrics) goes to the JSON.
-Both are written atomically, the JSON last.
+A checkpoint ``<run>/checkpoints/<name>.safetensors`` holds the modules'
+state dicts, the optimisers' state, the global RNG states (torch, numpy,
+python) and any named ``torch.Generator`` an engine draws from, so a resumed
+run continues bit for bit. Tensors are the safetensors data; everything else
+(step, config, scalar optimiser fields, metrics) is the JSON metadata in the
+same file's header, so one rename commits a checkpoint (``utils.weights``);
+``<name>.json`` beside it is a readable copy.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..utils.weights import load_weights, save_weights
+from ..utils.weights import load_weights, read_header, save_weights, sidecar
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str,
     for idx, st in sd["state"].items():
         for key, val in st.items():
             if isinstance(val, torch.Tensor):
-                tensors[f"optim/{name}/{idx}/{key}"] = val.detach().clone()
+                tensors[f"optim/{name}/{idx}/{key}"] = val.detach()
             else:
                 scalars.setdefault(str(idx), {})[key] = val
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
@@ -106,8 +107,16 @@ class RunDir:
         return self.root / "checkpoints" / f"{name}.safetensors"
 
     def has(self, name: str) -> bool:
+        """A checkpoint is there: its file, with metadata in its header or (older files) a sidecar."""
         p = self.path(name)
-        return p.is_file() and p.with_suffix(".json").is_file()
+        if not p.is_file():
+            return False
+        if sidecar(p).is_file():
+            return True
+        try:
+            return read_header(p).embedded
+        except (OSError, ValueError):
+            return True  # present but unreadable: let load() say why rather than start over it
 
     def save(self, name: str, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer] | None = None,
              meta: dict[str, Any] | None = None, generators: dict[str, torch.Generator] | None = None,
@@ -115,7 +124,7 @@ class RunDir:
         tensors: dict[str, torch.Tensor] = {}
         for mname, module in modules.items():
             for key, val in module.state_dict().items():
-                tensors[f"model/{mname}/{key}"] = val.detach().clone()
+                tensors[f"model/{mname}/{key}"] = val.detach()  # save_weights copies to the CPU
         optim_meta: dict[str, Any] = {}
         for oname, opt in (optimizers or {}).items():
             t, m = _flatten_optimizer(oname, opt)
