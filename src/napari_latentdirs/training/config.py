@@ -30,9 +30,14 @@ class TrainConfig:
     augment: bool = True  # reference affine: rotation +-1 degree, scale 1..1.1
     seed: int = 0
     device: str = "auto"  # auto = cuda > mps > cpu
-    amp: str = "auto"  # auto | bf16 | fp16 | off; only ever used on CUDA
+    # Mixed precision, CUDA only (CPU and MPS always run float32). auto = bf16 on GPUs that
+    # support it natively (compute capability 8.0+), else fp16 with a gradient scaler.
+    amp: str = "auto"  # auto | bf16 | fp16 | off
     channels_last: bool = True  # CUDA only
-    num_workers: int = 0  # DataLoader workers (order does not depend on them)
+    # CUDA: deterministic cuDNN/cuBLAS kernels instead of autotuned ones (slower), so a run and its
+    # resumption repeat bit for bit on the same GPU model and software. The CPU is deterministic anyway.
+    deterministic: bool = False
+    num_workers: int | None = None  # DataLoader workers; None = none on CPU, up to 8 per GPU (order never depends on them)
     max_steps: int | None = None  # cap on optimiser steps (tests, demos)
     log_every: int = 10
     sample_every: int = 500  # steps between Samples events; 0 = only at epoch ends
@@ -62,6 +67,8 @@ class TrainConfig:
             raise ValueError(f"amp must be auto|bf16|fp16|off, got {self.amp!r}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError("max_steps must be >= 1")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         self.model_config()  # raises for unknown presets / bad sizes
 
 

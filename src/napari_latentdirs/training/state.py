@@ -95,6 +95,61 @@ def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict
 
 # -- run folder ----------------------------------------------------------------
 
+# Everything an engine (or the napari job that prepares its cache) puts in a run folder.
+RUN_ENTRIES = frozenset({
+    "checkpoints", "metrics.csv", "tb", "cache", "generator.safetensors", "generator.json",
+    "directions.safetensors", "directions.json", "reconstructor.safetensors", "reconstructor.json",
+})
+METRICS_HEADER = ["step", "tag", "value"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training loss became NaN or inf; the run stops before writing anything from it."""
+
+
+class ForeignFolderError(ValueError):
+    """The run folder holds files that no napari-latentdirs engine wrote."""
+
+
+def _ours(name: str) -> bool:
+    if name in RUN_ENTRIES or name.startswith("directions.review-"):  # reviews live beside the set
+        return True
+    # a temp file of one of ours, left by a kill: ".<our name>.<...>.tmp"
+    return name.startswith(".") and name.endswith(".tmp") and any(name.startswith(f".{e}.") for e in RUN_ENTRIES)
+
+
+def check_run_folder(root: str | Path) -> None:
+    """Refuse to write into a non-empty folder that is not a run folder of ours.
+
+    A new or empty folder is fine, and so is one holding only what our engines
+    write (a finished, stopped or killed run). Anything else, or a
+    ``metrics.csv`` that is not our log, would be appended to or overwritten.
+    """
+    root = Path(root)
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise ForeignFolderError(f"{root} exists and is not a folder; choose a new or empty run folder")
+    foreign = sorted(p.name for p in root.iterdir() if not _ours(p.name))
+    metrics = root / "metrics.csv"
+    if metrics.is_file() and metrics.stat().st_size:
+        with open(metrics, newline="", errors="replace") as fh:
+            first = next(csv.reader(fh), [])
+        if first != METRICS_HEADER:
+            foreign.append("metrics.csv (not one of our metric logs)")
+    ckpts = root / "checkpoints"
+    if ckpts.exists():
+        if not ckpts.is_dir():
+            foreign.append("checkpoints (not a folder)")
+        else:
+            foreign += [f"checkpoints/{p.name}" for p in sorted(ckpts.iterdir())
+                        if not (p.suffix in (".safetensors", ".json") or p.name.endswith(".tmp"))]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ForeignFolderError(
+            f"{root} is not empty and is not a napari-latentdirs run folder (it holds {shown}); refusing to write "
+            "into it. Choose a new or empty folder for the run.")
+
 class RunDir:
     """A training run's folder: ``checkpoints/``, ``metrics.csv``, ``tb/``."""
 
