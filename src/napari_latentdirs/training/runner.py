@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from .engine import NonFiniteLossError
     from .fid import FIDWeightsError
     from .gan import GANTrainer
-    from .state import ForeignFolderError, RunDir
+    from .state import ForeignFolderError, RunDir, check_run_folder
     from .vae import VAETrainer
 
     out = args.resume or args.out
@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data is None:
         raise SystemExit("give --data CACHE|phantom|slices.npy")
     try:
+        check_run_folder(out)  # before anything (data preparation included) writes into it
         cfg = build_config(args)
         info = ddp.DistInfo.from_env(device=cfg.device)
         train, test = load_data(args.data, cfg.seed)
