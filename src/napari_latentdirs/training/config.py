@@ -40,6 +40,9 @@ class TrainConfig:
     num_workers: int | None = None  # DataLoader workers; None = none on CPU, up to 8 per GPU (order never depends on them)
     max_steps: int | None = None  # cap on optimiser steps (tests, demos)
     log_every: int = 10
+    # Steps between bringing the losses to the host (each costs a GPU sync); None: every step on the
+    # CPU, where it is free, and every log_every steps on a GPU. Step events in between carry no losses.
+    sync_every: int | None = None
     sample_every: int = 500  # steps between Samples events; 0 = only at epoch ends
     n_samples: int = 16
     checkpoint_every: int = 0  # steps between rolling checkpoints; 0 = epoch ends only
@@ -67,6 +70,8 @@ class TrainConfig:
             raise ValueError(f"amp must be auto|bf16|fp16|off, got {self.amp!r}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError("max_steps must be >= 1")
+        if self.sync_every is not None and self.sync_every < 1:
+            raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         self.model_config()  # raises for unknown presets / bad sizes

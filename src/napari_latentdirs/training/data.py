@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 RANGE_TOLERANCE = 1e-4  # float16 storage rounds 1.0 to 1.0 exactly; allow a little slack anyway
-CHUNK_BYTES = 64 << 20  # checks and hashes read the data in pieces this big
+CHUNK_BYTES = 8 << 20  # checks and hashes read the data in pieces this big
 
 
 class BadSlicesError(ValueError):
@@ -100,7 +100,7 @@ class NpySlices(Dataset):
         h = hashlib.sha256()
         for first, block in self._blocks():
             _check_block(block, first, what)
-            h.update(block.tobytes())
+            h.update(block)  # the buffer itself: no copy
         self.fingerprint = f"{self.path.name}:sha256:{h.hexdigest()}"
 
     def _blocks(self) -> Iterator[tuple[int, np.ndarray]]:
@@ -119,7 +119,7 @@ class NpySlices(Dataset):
                 raw = os.pread(fd, k * row, self._offset + a * row)
                 if len(raw) != k * row:
                     raise BadSlicesError(f"--data {self.path}: the file is shorter than its header says")
-                yield a, np.frombuffer(raw, dtype=self.dtype).reshape(k, hgt, wid).astype(np.float32)
+                yield a, np.asarray(np.frombuffer(raw, dtype=self.dtype).reshape(k, hgt, wid), dtype=np.float32)
         finally:
             os.close(fd)
 

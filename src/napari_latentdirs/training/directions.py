@@ -100,6 +100,7 @@ class DirectionsConfig:
     eval_batches: int = 100
     eval_batch_size: int | None = None  # None: batch_size
     log_every: int = 100
+    sync_every: int | None = None  # steps between host syncs of the losses; None: 1 on CPU, log_every on GPU
     checkpoint_every: int = 1000
     sample_every: int = 0  # 0: sample images only at the end
     device: str = "auto"
@@ -124,6 +125,8 @@ class DirectionsConfig:
             raise ValueError(f"steps_scale must be positive, got {self.steps_scale}")
         if not 0 <= self.alpha_min < self.alpha_max:
             raise ValueError(f"need 0 <= alpha_min < alpha_max, got {self.alpha_min}, {self.alpha_max}")
+        if self.sync_every is not None and self.sync_every < 1:
+            raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp must be auto|bf16|off, got {self.amp!r}")
         if self.generator_kind not in GENERATOR_KINDS:
@@ -301,7 +304,7 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
     amp = directions_amp(cfg.amp, device)
     total = cfg.total_steps
     # Host syncs cost nothing on the CPU; on a GPU each one stalls the queue of kernels.
-    sync_every = 1 if device.type == "cpu" else max(cfg.log_every, 1)
+    sync_every = cfg.sync_every or (1 if device.type == "cpu" else max(cfg.log_every, 1))
 
     check_run_folder(run_dir)
     run = RunDir(run_dir)

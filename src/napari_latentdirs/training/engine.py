@@ -118,7 +118,7 @@ class Trainer:
         self.last_epoch = (self.total_steps - 1) // self.steps_per_epoch
         self.num_workers = loader_workers(cfg.num_workers, self.device, self.dist.world_size)
         # Host syncs cost nothing on the CPU; on a GPU each one stalls the queue of kernels.
-        self.sync_every = 1 if self.device.type == "cpu" else max(cfg.log_every, 1)
+        self.sync_every = cfg.sync_every or (1 if self.device.type == "cpu" else max(cfg.log_every, 1))
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
         self.modules: dict[str, nn.Module] = {}
@@ -416,7 +416,7 @@ class Trainer:
         if self._window is None:
             return {}
         keys, n = self._window_keys, len(self._window_keys)
-        vec = ddp.mean_across(torch.cat([self._last, self._window]), self.dist).cpu().tolist()  # one transfer
+        vec = ddp.mean_across(torch.cat([self._last, self._window]), self.dist).tolist()  # the one transfer
         last, window = vec[:n], vec[n:]
         if not all(np.isfinite(v) for v in vec):
             raise NonFiniteLossError(self._non_finite_message(keys, vec[n:], last))

@@ -135,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
                     _print_event(ev, args.model, trainer, info, cfg, out)
     except NonFiniteLossError as exc:
         raise SystemExit(f"error: {exc}") from exc
+    if stop.is_set() and info.enabled:
+        # Every rank stopped at the same step and the checkpoint is written. Exit 0: torchrun takes
+        # any other code for a crash and kills the ranks still finishing (rank 0's log lines).
+        return 0
     return 130 if stop.is_set() else 0
 
 

@@ -47,13 +47,37 @@ def capture_rng(generators: dict[str, torch.Generator] | None = None) -> tuple[d
     return tensors, meta
 
 
+def cuda_states(tensors: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """The saved per-GPU CUDA RNG states in device order (``rng/cuda/10`` after ``rng/cuda/9``)."""
+    found = {}
+    for key in tensors:
+        if key.startswith("rng/cuda/") and key[len("rng/cuda/"):].isdigit():
+            found[int(key[len("rng/cuda/"):])] = tensors[key]
+    return [found[i] for i in sorted(found)]
+
+
+def restore_cuda_rng(tensors: dict[str, torch.Tensor], device_count: int | None = None,
+                     set_state=None) -> int:
+    """Restore the saved CUDA RNG states onto the GPUs there are now; returns how many.
+
+    A run saved on 8 GPUs may resume on 1 (or on none): the engines draw every
+    random number from their own seeded generators, so the global CUDA states
+    are restored as far as devices exist and the rest are dropped.
+    """
+    states = cuda_states(tensors)
+    if device_count is None:
+        device_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    set_state = set_state or torch.cuda.set_rng_state
+    n = min(len(states), device_count)
+    for i in range(n):
+        set_state(states[i], i)
+    return n
+
+
 def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any],
                 generators: dict[str, torch.Generator] | None = None) -> None:
     torch.set_rng_state(tensors["rng/torch"])
-    if torch.cuda.is_available():
-        states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng/cuda/"))]
-        if states:
-            torch.cuda.set_rng_state_all(states)
+    restore_cuda_rng(tensors)
     npm = meta["numpy"]
     np.random.set_state((npm["kind"], tensors["rng/numpy"].numpy().astype(np.uint32), npm["pos"],
                          npm["has_gauss"], npm["cached"]))
