@@ -98,3 +98,25 @@ def test_files_of_a_checkpoint_share_one_mode_from_the_umask(tmp_path):
             os.umask(old)
         assert oct(path.stat().st_mode & 0o777) == oct(mode)
         assert oct(sidecar(path).stat().st_mode & 0o777) == oct(mode)
+
+
+def test_a_header_length_that_starts_like_a_pickle_is_still_safetensors(tmp_path):
+    """A 1152-byte header (0x480) makes a safetensors file start with 80 04, a pickle's magic."""
+    import pickle
+
+    from safetensors.torch import save_file
+
+    from napari_latentdirs.utils.weights import UnsafeWeightsError, load_weights
+
+    path = tmp_path / "w.safetensors"
+    for fill in range(1200):
+        save_file({"x": torch.zeros(2)}, str(path), metadata={"napari_latentdirs.meta": json.dumps({"f": "." * fill})})
+        if path.read_bytes()[:2] == b"\x80\x04":
+            break
+    assert path.read_bytes()[:2] == b"\x80\x04"
+    tensors, meta = load_weights(path)
+    assert torch.equal(tensors["x"], torch.zeros(2)) and set(meta) == {"f"}
+    disguised = tmp_path / "evil.safetensors"  # a real pickle is still refused, whatever its name
+    disguised.write_bytes(pickle.dumps({"x": 1}, protocol=4))
+    with pytest.raises(UnsafeWeightsError):
+        load_weights(disguised)

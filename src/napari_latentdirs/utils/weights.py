@@ -128,8 +128,13 @@ def _refuse_unsafe(path: Path) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
     with open(path, "rb") as fh:
-        head = fh.read(8)
-    if path.suffix in PICKLE_SUFFIXES or head.startswith(PICKLE_MAGIC):
+        head = fh.read(9)
+        size = os.fstat(fh.fileno()).st_size
+    # A safetensors file starts with its header length (u64, little endian) and then "{". Its first
+    # bytes can equal a pickle's magic (a 1152-byte header starts 80 04), so test that shape first.
+    n = int.from_bytes(head[:8], "little") if len(head) == 9 else -1
+    looks_safetensors = head[8:9] == b"{" and 2 <= n <= MAX_HEADER and 8 + n <= size
+    if path.suffix in PICKLE_SUFFIXES or (not looks_safetensors and head.startswith(PICKLE_MAGIC)):
         raise UnsafeWeightsError(
             f"{path} looks like a pickle/torch.save file; napari-latentdirs only loads "
             "safetensors weights (convert it in a trusted environment first)"
