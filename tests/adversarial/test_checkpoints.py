@@ -120,3 +120,61 @@ def test_a_header_length_that_starts_like_a_pickle_is_still_safetensors(tmp_path
     disguised.write_bytes(pickle.dumps({"x": 1}, protocol=4))
     with pytest.raises(UnsafeWeightsError):
         load_weights(disguised)
+
+
+KILL_AFTER_COMMIT = r"""
+import os, runpy, signal, sys
+seen = {"n": 0}
+def tracer(frame, event, arg):
+    # _sidecar_text runs after the weights file has been renamed into place, before the sidecar is
+    # written: the window in which a kill used to leave new tensors beside an old hash.
+    if event == "call" and frame.f_code.co_name == "_sidecar_text":
+        seen["n"] += 1
+        if seen["n"] == int(os.environ["KILL_AT_SAVE"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    return None
+sys.settrace(tracer)
+sys.argv = ["latentdirs", *sys.argv[1:]]
+runpy.run_module("napari_latentdirs.cli", run_name="__main__")
+"""
+
+
+def _cli(*args: str, kill_at_save: int | None = None) -> subprocess.CompletedProcess:
+    env = {**ENV, "KILL_AT_SAVE": str(kill_at_save or 0)}  # 0: never
+    return subprocess.run([sys.executable, "-c", KILL_AFTER_COMMIT, *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_after_a_kill_between_weights_and_sidecar_the_cli_resumes_and_restarts(tmp_path):
+    import numpy as np
+    import yaml
+
+    from napari_latentdirs.training.data import synthetic_ellipses
+    from napari_latentdirs.utils.weights import read_meta
+
+    npy = tmp_path / "slices.npy"
+    np.save(npy, synthetic_ellipses(16, 0))
+    conf = tmp_path / "every2.yaml"
+    conf.write_text(yaml.safe_dump({"kind": "gan", "checkpoint_every": 2, "sample_every": 0}))
+    out = tmp_path / "run"
+    train = ["train", "gan", "--config", str(conf), "--data", str(npy), "--preset", "tiny", "--epochs", "2",
+             "--batch", "4", "--device", "cpu", "--no-fid"]
+    killed = _cli(*train, "--out", str(out), kill_at_save=2)  # the step-4 checkpoint: file renamed, sidecar not
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert json.loads((out / "checkpoints" / "last.json").read_text())["step"] == 2  # the stale copy
+    assert read_meta(out / "checkpoints" / "last.safetensors")["step"] == 4  # what counts
+    resumed = _cli(*train, "--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "starting at 4" in resumed.stdout and "finished at step 8" in resumed.stdout
+
+    again = tmp_path / "again"  # the same kill, then a plain start on the same --out
+    assert _cli(*train, "--out", str(again), kill_at_save=2).returncode == -signal.SIGKILL
+    fresh = _cli(*train, "--out", str(again))
+    assert fresh.returncode == 0 and "starting at 4" in fresh.stdout, fresh.stderr[-3000:]
+
+    directions = ["directions", "--generator", "analytic", "--out", str(tmp_path / "dirs"), "--K", "4", "--steps", "6",
+                  "--batch-size", "4", "--eval-batches", "1", "--checkpoint-every", "2", "--device", "cpu"]
+    assert _cli(*directions, kill_at_save=2).returncode == -signal.SIGKILL  # the step-4 checkpoint
+    done = _cli(*directions, "--resume")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "resumed direction training at step 4" in done.stderr
