@@ -178,3 +178,32 @@ def test_after_a_kill_between_weights_and_sidecar_the_cli_resumes_and_restarts(t
     done = _cli(*directions, "--resume")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "resumed direction training at step 4" in done.stderr
+
+
+def test_a_new_start_removes_the_temp_files_of_dead_writers_only(tmp_path):
+    """Temps of killed writers go at the next start of the run; a live writer's temp stays."""
+    import socket
+
+    from napari_latentdirs.training.gan import GANTrainer
+    from napari_latentdirs.training.state import check_run_folder
+    from napari_latentdirs.utils import atomic
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = atomic._HOST
+    assert host and socket.gethostname()
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    stale = [run / f".generator.safetensors.{dead.pid}@{host}.ab12cd34.tmp",
+             run / "checkpoints" / f".last.json.{dead.pid}@{host}.zz99yy88.tmp",
+             run / "checkpoints" / f".last.safetensors.{dead.pid}@{host}.q1w2e3r4.tmp"]
+    live = [run / "checkpoints" / f".last.safetensors.{os.getpid()}@{host}.live0001.tmp",  # this process: alive
+            run / "checkpoints" / f".last.safetensors.{dead.pid}@otherhost.remote01.tmp"]  # another machine's
+    for p in stale + live:
+        p.write_bytes(b"partial")
+    check_run_folder(run)  # temp files of ours do not make the folder foreign
+    from _tiny_runs import ellipses, tiny
+
+    GANTrainer(tiny(), ellipses(), run)
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() for p in live)

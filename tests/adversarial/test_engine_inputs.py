@@ -128,6 +128,11 @@ def test_direction_training_refuses_a_foreign_folder(tmp_path):
     with pytest.raises(ValueError, match="not a napari-latentdirs run folder.*thesis.tex"):
         list(train_directions(cfg, AnalyticEllipseGenerator().eval(), foreign))
     assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
+    res = subprocess.run([PY, "-m", "napari_latentdirs.cli", "directions", "--generator", "analytic", "--out",
+                          str(foreign), "--steps", "2", "--K", "4", "--batch-size", "4", "--device", "cpu"],
+                         env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "not a napari-latentdirs run folder" in res.stderr and "Traceback" not in res.stderr
+    assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
 
 
 # -- item 13: the architecture in the metadata is checked against the tensors -------------------

@@ -308,6 +308,7 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
 
     check_run_folder(run_dir)
     run = RunDir(run_dir)
+    run.clean_stale_temps()
     start = 0
     restarted = ""
     if run.has(CHECKPOINT):

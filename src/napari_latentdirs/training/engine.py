@@ -135,6 +135,8 @@ class Trainer:
         self.wrapped = {k: ddp.wrap(m, self.dist, self.device) for k, m in self.modules.items()}
 
         self.run_dir = RunDir(run_dir, create=self.dist.is_main)
+        if self.dist.is_main:
+            self.run_dir.clean_stale_temps()
         self.step = 0
         self.state: dict[str, Any] = {"best_fid": None, "best_epoch": None, "sums": {}, "count": 0}
         g = torch.Generator().manual_seed(cfg.seed + 1)

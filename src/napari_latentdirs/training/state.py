@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..utils.atomic import clean_stale_temps_in
 from ..utils.weights import load_weights, read_header, save_weights, sidecar
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,10 @@ class RunDir:
         self.root = Path(root)
         if create:
             (self.root / "checkpoints").mkdir(parents=True, exist_ok=True)
+
+    def clean_stale_temps(self) -> list[Path]:
+        """Remove temp files that killed writers left in the run folder (call after check_run_folder)."""
+        return clean_stale_temps_in(self.root) + clean_stale_temps_in(self.root / "checkpoints")
 
     def path(self, name: str) -> Path:
         return self.root / "checkpoints" / f"{name}.safetensors"

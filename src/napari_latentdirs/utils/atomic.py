@@ -85,6 +85,32 @@ def clean_stale_temps(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+_ANY_OURS = re.compile(r"\.(?P<target>.+)\.\d+@[A-Za-z0-9-]+\.[A-Za-z0-9_]+\.tmp")
+_ANY_LEGACY = re.compile(r"\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def clean_stale_temps_in(folder: str | os.PathLike) -> list[Path]:
+    """:func:`clean_stale_temps` for every target that has temp files in ``folder``.
+
+    Only for folders whose temp files can only be ours (a run folder, checked first):
+    the legacy pattern ``.<name>.<8 chars>.tmp`` carries no pid.
+    """
+    folder = Path(folder)
+    try:
+        names = [e.name for e in os.scandir(folder)]
+    except OSError:
+        return []
+    targets = set()
+    for name in names:
+        m = _ANY_OURS.fullmatch(name) or _ANY_LEGACY.fullmatch(name)
+        if m:
+            targets.add(m["target"])
+    removed: list[Path] = []
+    for target in sorted(targets):
+        removed += clean_stale_temps(folder / target)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, clean_stale: bool = False) -> Iterator[Path]:
     """Yield a temporary path; on success it replaces ``path`` atomically.
