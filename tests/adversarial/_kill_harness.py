@@ -5,7 +5,7 @@ first checkpoint (generation 1), then for every point k of a second save
 (generation 2) forks a child that SIGKILLs itself when the save reaches its
 k-th line in ``utils/atomic.py`` or ``utils/weights.py``. After each kill the
 harness loads the folder as a resume would and prints one JSON line:
-``{"k": k, "outcome": "gen1" | "gen2" | "<error text>", "temps": [...]}``.
+``{"k": k, "outcome": "gen1" | "gen2" | "<error text>", "temps": [temp files the kill left]}``.
 The last line is ``{"done": true, "points": L, "temps_after_clean_save": [...]}``.
 
 MODE ``rundir``: a bare ``RunDir`` checkpoint of a small module.
@@ -129,11 +129,12 @@ def main() -> None:
             os._exit(3)  # not reached unless k is past the end
         _, status = os.waitpid(pid, 0)
         killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+        left = temps(folder)  # what the kill left, before loading (a new trainer cleans them up)
         try:
             outcome = case.load()
         except Exception as exc:  # noqa: BLE001 - reported to the test
             outcome = f"{type(exc).__name__}: {exc}"
-        print(json.dumps({"k": k, "killed": killed, "outcome": outcome, "temps": temps(folder)}), flush=True)
+        print(json.dumps({"k": k, "killed": killed, "outcome": outcome, "temps": left}), flush=True)
     case.save(1)
     print(json.dumps({"done": True, "points": points, "temps_after_clean_save": temps(folder)}), flush=True)
 
