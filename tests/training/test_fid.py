@@ -7,7 +7,7 @@ import pytest
 import torch
 from _gen_helpers import ellipse_data, run_all, tiny_cfg
 
-from napari_latentdirs.events import EpochEnd, Finished, Message
+from napari_latentdirs.events import EpochEnd, Finished
 from napari_latentdirs.models.registry import load_generator
 from napari_latentdirs.training import fid as fidmod
 from napari_latentdirs.training.gan import train_gan
@@ -38,11 +38,12 @@ def test_fid_self_zero_other_positive():
 def test_missing_weights_is_explicit(tmp_path):
     with pytest.raises(fidmod.FIDUnavailable, match="not found"):
         fidmod.find_weights(tmp_path / "nope.pt")
-    events = run_all(train_gan, tiny_cfg("gan", epochs=1, fid=True, fid_weights=str(tmp_path / "nope.pt")),
-                     ellipse_data(16), tmp_path / "run")
-    assert any(isinstance(e, Message) and "FID" in e.text and "not found" in e.text for e in events)
-    g = load_generator(tmp_path / "run")
-    assert g.meta["selected_by"] == "last epoch (no FID)"
+    # A weights file the user names but that is not there stops the run at the start (it used to
+    # be noticed only after the first epoch of the selection window, and FID silently skipped).
+    with pytest.raises(fidmod.FIDWeightsError, match="nope.pt: no such file"):
+        run_all(train_gan, tiny_cfg("gan", epochs=1, fid=True, fid_weights=str(tmp_path / "nope.pt")),
+                ellipse_data(16), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything was written
 
 
 def test_engine_selects_best_fid_of_last_epochs(tmp_path):

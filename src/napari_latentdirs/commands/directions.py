@@ -133,7 +133,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     cfg = build_config(args, generator_kind=kind, generator_fingerprint=fingerprint, generator_path=str(args.generator))
     stop = threading.Event()
-    last = drive_stoppable(train_directions(cfg, generator, out, stop), stop)
+    from ..training.state import ForeignFolderError, NonFiniteLossError
+
+    try:
+        last = drive_stoppable(train_directions(cfg, generator, out, stop), stop)
+    except (ForeignFolderError, NonFiniteLossError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ForeignFolderError) else 1
     if isinstance(last, Stopped):
         print(f"stopped at step {last.step}; resume with --resume (checkpoint {last.checkpoint})", file=sys.stderr)
         return 130

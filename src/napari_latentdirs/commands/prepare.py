@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.test_fraction < 1:
         raise SystemExit("--test-fraction must be in [0, 1)")
+    if args.size < 16 or args.size & (args.size - 1):  # the models' image sizes
+        raise SystemExit(f"--size must be a power of two >= 16, got {args.size}")
     cfg = PrepareConfig(size=args.size, dtype=args.dtype, seed=args.seed, test_fraction=args.test_fraction)
     try:
         res = prepare(args.root, args.cache, workers=args.workers, config=cfg, progress=not args.no_progress)

@@ -34,6 +34,9 @@ class DirectionSet:
         self.A = np.asarray(self.A, dtype=np.float32)
         if self.A.ndim != 2:
             raise ValueError(f"A must be 2-D (latent_dim, K), got shape {self.A.shape}")
+        if not np.isfinite(self.A).all():
+            bad = sorted({int(k) for k in np.nonzero(~np.isfinite(self.A))[1]})
+            raise ValueError(f"A has non-finite values (NaN or inf) in direction(s) {bad[:10]}")
         if self.labels is not None and len(self.labels) != self.K:
             raise ValueError(f"{len(self.labels)} labels for {self.K} directions")
 
@@ -66,11 +69,21 @@ class DirectionSet:
         tensors, meta = load_weights(path)
         if meta.get("format") != FORMAT or "A" not in tensors:
             raise ValueError(f"{path} is not a napari-latentdirs direction set")
-        return cls(
-            A=tensors["A"].numpy(),
-            method=meta["method"],
-            generator=meta.get("generator", ""),
-            labels=meta.get("labels"),
-            metrics=meta.get("metrics", {}),
-            meta=meta.get("meta", {}),
-        )
+        labels, metrics, extra = meta.get("labels"), meta.get("metrics", {}), meta.get("meta", {})
+        if labels is not None and not (isinstance(labels, list) and all(isinstance(v, str) for v in labels)):
+            raise ValueError(f"{path}: 'labels' must be a list of strings")
+        if not isinstance(meta.get("method"), str):
+            raise ValueError(f"{path}: the direction set has no 'method' string in its metadata")
+        if not isinstance(metrics, dict) or not isinstance(extra, dict):
+            raise ValueError(f"{path}: 'metrics' and 'meta' must be JSON objects")
+        try:
+            return cls(
+                A=tensors["A"].float().numpy(),
+                method=meta["method"],
+                generator=str(meta.get("generator", "")),
+                labels=labels,
+                metrics=metrics,
+                meta=extra,
+            )
+        except ValueError as exc:  # name the file: a direction set is often opened far from where it was made
+            raise ValueError(f"{path}: {exc}") from exc

@@ -3,14 +3,13 @@
 A generator file holds the state dict of a :class:`dcgan.Generator` or of a
 whole :class:`vae.VAE` (decoder = G, encoder for ``encode``); its JSON sidecar
 holds ``kind``, the architecture config, ``latent_dim`` and the
-preprocessing, so :func:`load_generator` rebuilds the network from the JSON
-alone. Training checkpoints (``<run>/checkpoints/*.safetensors``) and run
+preprocessing (in the file's header, copied to a JSON sidecar), so
+:func:`load_generator` rebuilds the network from the file alone. Training checkpoints (``<run>/checkpoints/*.safetensors``) and run
 folders (``<run>/generator.safetensors``) load the same way.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,15 @@ import torch
 from torch import nn
 
 from ..data.preprocess import DEFAULT as PREPROCESSING
-from ..utils.weights import load_weights, save_weights, sha256_file, sidecar
+from ..utils.weights import (
+    WeightsFormatError,
+    check_shapes,
+    load_weights,
+    read_header,
+    read_meta,
+    save_weights,
+    sha256_file,
+)
 from .dcgan import DCGANConfig, Generator
 from .vae import VAE, VAEConfig
 
@@ -67,18 +74,33 @@ def resolve(path: str | Path) -> Path:
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the generator from its JSON and load its weights: eval mode, frozen."""
+    """Rebuild the generator from its metadata and load its weights: eval mode, frozen.
+
+    The metadata (not covered by any hash) is checked against the tensor shapes
+    in the file's header before anything is allocated: a forged architecture
+    fails at once, whatever size it claims.
+    """
     p = resolve(path)
-    tensors, meta = load_weights(p)
+    meta = read_meta(p)
     kind, config = meta.get("kind"), meta.get("config")
     if kind is None or config is None:
-        raise ValueError(f"{p}: JSON sidecar has no generator 'kind'/'config'; not a napari-latentdirs generator")
-    model = build(kind, config)
-    if meta.get("format") != FORMAT:  # a training checkpoint: tensors are prefixed
-        prefix = f"model/{CHECKPOINT_MODULE[kind]}/"
+        raise ValueError(f"{p}: its metadata has no generator 'kind'/'config'; not a napari-latentdirs generator")
+    if kind not in CHECKPOINT_MODULE:
+        raise ValueError(f"{p}: unknown generator kind {kind!r} (expected 'dcgan' or 'vae')")
+    if not isinstance(config, dict):
+        raise WeightsFormatError(f"{p}: the generator 'config' in its metadata is not a JSON object")
+    prefix = "" if meta.get("format") == FORMAT else f"model/{CHECKPOINT_MODULE[kind]}/"
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            skeleton = build(kind, config)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise WeightsFormatError(f"{p}: the {kind} config in its metadata is invalid: {exc}") from exc
+    expected = {k: v.shape for k, v in skeleton.state_dict().items()}
+    check_shapes(p, expected, read_header(p), prefix, what=f"{kind} generator")
+    tensors, meta = load_weights(p)
+    if prefix:  # a training checkpoint: tensors are prefixed
         tensors = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        if not tensors:
-            raise ValueError(f"{p}: no {prefix}* tensors in this checkpoint")
+    model = build(kind, config)
     model.load_state_dict(tensors, strict=True)
     model.eval().requires_grad_(False)
     model.meta = meta  # provenance for callers (fid, epoch, data fingerprint)
@@ -86,7 +108,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> nn.M
 
 
 def generator_meta(path: str | Path) -> dict[str, Any]:
-    return json.loads(sidecar(resolve(path)).read_text())
+    return read_meta(resolve(path))
 
 
 def generator_fingerprint(path: str | Path) -> str:

@@ -30,11 +30,19 @@ class TrainConfig:
     augment: bool = True  # reference affine: rotation +-1 degree, scale 1..1.1
     seed: int = 0
     device: str = "auto"  # auto = cuda > mps > cpu
-    amp: str = "auto"  # auto | bf16 | fp16 | off; only ever used on CUDA
+    # Mixed precision, CUDA only (CPU and MPS always run float32). auto = bf16 on GPUs that
+    # support it natively (compute capability 8.0+), else fp16 with a gradient scaler.
+    amp: str = "auto"  # auto | bf16 | fp16 | off
     channels_last: bool = True  # CUDA only
-    num_workers: int = 0  # DataLoader workers (order does not depend on them)
+    # CUDA: deterministic cuDNN/cuBLAS kernels instead of autotuned ones (slower), so a run and its
+    # resumption repeat bit for bit on the same GPU model and software. The CPU is deterministic anyway.
+    deterministic: bool = False
+    num_workers: int | None = None  # DataLoader workers; None = none on CPU, up to 8 per GPU (order never depends on them)
     max_steps: int | None = None  # cap on optimiser steps (tests, demos)
     log_every: int = 10
+    # Steps between bringing the losses to the host (each costs a GPU sync); None: every step on the
+    # CPU, where it is free, and every log_every steps on a GPU. Step events in between carry no losses.
+    sync_every: int | None = None
     sample_every: int = 500  # steps between Samples events; 0 = only at epoch ends
     n_samples: int = 16
     checkpoint_every: int = 0  # steps between rolling checkpoints; 0 = epoch ends only
@@ -62,6 +70,10 @@ class TrainConfig:
             raise ValueError(f"amp must be auto|bf16|fp16|off, got {self.amp!r}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ValueError("max_steps must be >= 1")
+        if self.sync_every is not None and self.sync_every < 1:
+            raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
         self.model_config()  # raises for unknown presets / bad sizes
 
 

@@ -1,7 +1,12 @@
 """DistributedDataParallel support for the engines (launched by torchrun).
 
-- ``DistInfo.from_env()`` reads torchrun's RANK / WORLD_SIZE / LOCAL_RANK and
-  initialises the process group (nccl on CUDA, gloo otherwise).
+- ``DistInfo.from_env(device=...)`` reads torchrun's RANK / WORLD_SIZE /
+  LOCAL_RANK and initialises the process group: nccl when the *configured*
+  device is CUDA (bound to the local GPU with ``device_id``), gloo otherwise,
+  so ``--device cpu`` on a GPU machine runs on gloo.
+- Control decisions (stop now?) are agreed with a tiny all-reduce of a CPU
+  tensor over gloo (:func:`any_across`), so every rank leaves the loop at
+  the same step and no GPU stream is synchronised for it.
 - Data: each epoch's order comes from ``DistributedSampler(seed, epoch)``;
   rank r takes every W-th index of the shuffled list, so one global batch is
   the same set of slices whatever the number of ranks.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -49,24 +55,57 @@ class DistInfo:
         return cls()
 
     @classmethod
-    def from_env(cls, backend: str | None = None) -> DistInfo:
+    def from_env(cls, backend: str | None = None, device: str | None = "auto") -> DistInfo:
         """Initialise the process group from torchrun's environment if present."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world <= 1:
             return cls()
         if not dist.is_initialized():
-            if backend is None:
-                backend = "nccl" if torch.cuda.is_available() else "gloo"
+            backend = backend or backend_for(device)
             local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            kwargs: dict[str, Any] = {}
             if backend == "nccl":
                 torch.cuda.set_device(local_rank)
-            dist.init_process_group(backend=backend, timeout=timedelta(minutes=60))
+                # Binds the communicator to this GPU: no "barrier() using device ..." guess and warning.
+                kwargs["device_id"] = torch.device("cuda", local_rank)
+            dist.init_process_group(backend=backend, timeout=timedelta(minutes=60), **kwargs)
         return cls.current()
+
+
+def backend_for(device: str | None, cuda_available: bool | None = None) -> str:
+    """nccl when the configured device is CUDA, gloo otherwise (not: whenever CUDA exists)."""
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
+    requested = (device or "auto").strip()
+    kind = ("cuda" if cuda_available else "cpu") if requested == "auto" else torch.device(requested).type
+    return "nccl" if kind == "cuda" else "gloo"
 
 
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()
+
+
+_CONTROL_GROUPS: dict[int, Any] = {}
+
+
+def _control_group() -> Any:
+    """A gloo group for CPU-side decisions (the default group when it is gloo already)."""
+    if dist.get_backend() == "gloo":
+        return None
+    key = id(dist.group.WORLD)
+    if key not in _CONTROL_GROUPS:  # created lazily, at the same call on every rank
+        _CONTROL_GROUPS[key] = dist.new_group(backend="gloo")
+    return _CONTROL_GROUPS[key]
+
+
+def any_across(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when ``flag`` is True on any rank (a MAX all-reduce of one CPU int)."""
+    if not info.enabled:
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX, group=_control_group())
+    return bool(t.item())
 
 
 def mean_across(values: torch.Tensor, info: DistInfo) -> torch.Tensor:

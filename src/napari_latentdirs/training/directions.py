@@ -19,6 +19,12 @@ reference logs), and ``shift_l1``, the raw mean |alpha_hat - alpha|.
 
 The engine is a generator of :mod:`napari_latentdirs.events`, stoppable
 within one step and resumable bit for bit from ``<run>/checkpoints/last``.
+(z, k, alpha) are drawn on the CPU from one seeded generator and copied to
+the device (a few KB per step), so a CUDA and a CPU run draw the same
+numbers and a run stopped on one device type resumes on another. Losses stay on the device between ``log_every``
+steps on a GPU (every step is reported on the CPU, where that costs
+nothing); NaN/inf stops the run before anything is written from it. On CUDA
+G and R run under bfloat16 autocast (``amp``), the losses in float32.
 Outputs: ``<run>/directions.safetensors`` (a
 :class:`~napari_latentdirs.models.direction_set.DirectionSet`),
 ``<run>/reconstructor.safetensors`` (R's weights), ``metrics.csv`` and
@@ -28,9 +34,9 @@ and moved to the configured device.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -44,9 +50,16 @@ from ..events import CheckpointSaved, Event, Finished, Message, Samples, Started
 from ..models.direction_set import DirectionSet
 from ..models.directions import DirectionModel, orthonormality_error
 from ..models.reconstructors import build_reconstructor, canonical_reconstructor, min_input_size
-from ..utils.runtime import select_device
-from ..utils.weights import load_weights, save_weights, sidecar
-from .state import RunDir, ScalarLogger
+from ..utils.runtime import bf16_supported, select_device, step_seed
+from ..utils.weights import (
+    WeightsFormatError,
+    check_shapes,
+    load_weights,
+    read_header,
+    read_meta,
+    save_weights,
+)
+from .state import NonFiniteLossError, RunDir, ScalarLogger, check_run_folder
 
 DIRECTIONS_FILE = "directions.safetensors"
 RECONSTRUCTOR_FILE = "reconstructor.safetensors"
@@ -87,9 +100,11 @@ class DirectionsConfig:
     eval_batches: int = 100
     eval_batch_size: int | None = None  # None: batch_size
     log_every: int = 100
+    sync_every: int | None = None  # steps between host syncs of the losses; None: 1 on CPU, log_every on GPU
     checkpoint_every: int = 1000
     sample_every: int = 0  # 0: sample images only at the end
     device: str = "auto"
+    amp: str = "auto"  # auto: bfloat16 autocast on GPUs with native bf16 (CUDA, capability 8.0+); off: float32
     generator_kind: str = "gan"  # gan | vae | analytic (chooses the paper's step count)
     generator_fingerprint: str = ""
     generator_path: str = ""
@@ -110,6 +125,10 @@ class DirectionsConfig:
             raise ValueError(f"steps_scale must be positive, got {self.steps_scale}")
         if not 0 <= self.alpha_min < self.alpha_max:
             raise ValueError(f"need 0 <= alpha_min < alpha_max, got {self.alpha_min}, {self.alpha_max}")
+        if self.sync_every is not None and self.sync_every < 1:
+            raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"amp must be auto|bf16|off, got {self.amp!r}")
         if self.generator_kind not in GENERATOR_KINDS:
             raise ValueError(f"unknown generator_kind {self.generator_kind!r}; choose from {GENERATOR_KINDS}")
 
@@ -161,14 +180,20 @@ def freeze(generator: nn.Module) -> nn.Module:
 
 
 def direction_step(G: nn.Module, A: DirectionModel, R: nn.Module, optimizers: list[torch.optim.Optimizer],  # noqa: N803
-                   z: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor, gamma: float) -> torch.Tensor:
-    """One optimisation step; returns detached [loss, ce, shift_l1, accuracy]. G must be frozen."""
-    with torch.no_grad():
-        x = G.generate(z)
-    x_shifted = G.generate(z + A(k, alpha))
-    logits, alpha_hat = R(x, x_shifted)
-    ce = F.cross_entropy(logits, k)
-    l1 = (alpha_hat - alpha).abs().mean()
+                   z: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor, gamma: float,
+                   amp: torch.dtype | None = None) -> torch.Tensor:
+    """One optimisation step; returns detached [loss, ce, shift_l1, accuracy]. G must be frozen.
+
+    ``amp``: autocast dtype for G and R (bfloat16 needs no gradient scaler); the losses are float32.
+    """
+    ctx = torch.autocast(z.device.type, dtype=amp) if amp is not None else nullcontext()
+    with ctx:
+        with torch.no_grad():
+            x = G.generate(z)
+        x_shifted = G.generate(z + A(k, alpha))
+        logits, alpha_hat = R(x, x_shifted)
+    ce = F.cross_entropy(logits.float(), k)
+    l1 = (alpha_hat.float() - alpha).abs().mean()
     loss = ce + gamma * l1
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
@@ -177,6 +202,13 @@ def direction_step(G: nn.Module, A: DirectionModel, R: nn.Module, optimizers: li
         opt.step()
     acc = (logits.detach().argmax(1) == k).float().mean()
     return torch.stack([loss.detach(), ce.detach(), l1.detach(), acc])
+
+
+def directions_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """bfloat16 autocast on CUDA when asked or (auto) when the GPU has it natively; else float32."""
+    if device.type != "cuda" or amp == "off":
+        return None
+    return torch.bfloat16 if amp == "bf16" or bf16_supported(device) else None
 
 
 @torch.no_grad()
@@ -267,21 +299,29 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
     if A.trainable:
         optimizers["A"] = torch.optim.Adam(A.parameters(), lr=cfg.lr)
     opt_list = [optimizers[k] for k in sorted(optimizers)]
-    sample_gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    # On the CPU whatever the device: its state restores anywhere (a CUDA generator's does not).
+    sample_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    amp = directions_amp(cfg.amp, device)
     total = cfg.total_steps
+    # Host syncs cost nothing on the CPU; on a GPU each one stalls the queue of kernels.
+    sync_every = cfg.sync_every or (1 if device.type == "cpu" else max(cfg.log_every, 1))
 
+    check_run_folder(run_dir)
     run = RunDir(run_dir)
+    run.clean_stale_temps()
     start = 0
+    restarted = ""
     if run.has(CHECKPOINT):
         # Compare settings before loading tensors, whose shapes would not even fit.
-        saved = json.loads(sidecar(run.path(CHECKPOINT)).read_text()).get("identity", {})
+        saved = read_meta(run.path(CHECKPOINT)).get("identity", {})
         wanted = _config_identity(cfg)
         if saved != wanted:
             diff = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
             raise ValueError(f"{run_dir} holds a direction run with a different configuration ({', '.join(diff)}); "
                              "use a new run folder or the same settings")
-        meta = run.load(CHECKPOINT, modules, optimizers, map_location=device, generators={"sample": sample_gen})
+        meta = run.load(CHECKPOINT, modules, optimizers, map_location=device, generators={})
         start = int(meta["step"])
+        restarted = _restore_sampler(sample_gen, run, cfg.seed, start)
     logger = ScalarLogger(run_dir)
 
     def save(step: int) -> Path:
@@ -294,40 +334,57 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
         yield Started(total_steps=total, start_step=start, run_dir=run_dir)
         if start:
             yield Message(f"resumed direction training at step {start} of {total}")
+            if restarted:
+                yield Message(restarted)
         A.train()
         R.train()
-        acc_sum = torch.zeros(4, device=device)
-        acc_n = 0
+        window = torch.zeros(4, device=device)  # summed stats since the last log line
+        window_n = 0
+        pending = torch.zeros(4, device=device)  # summed stats not yet checked on the host
+        pending_n = 0
         for step in range(start, total):
             if stop is not None and stop.is_set():
+                _check_finite(pending.tolist() if pending_n else [], step)
                 path = save(step)
                 yield Stopped(step=step, checkpoint=path)
                 return
-            z, k, alpha = sample_inputs(sample_gen, cfg.batch_size, d, cfg.K, cfg.alpha_max, cfg.alpha_min, device)
-            stats = direction_step(G, A, R, opt_list, z, k, alpha, cfg.gamma)
-            acc_sum += stats
-            acc_n += 1
-            loss, ce, l1, acc = stats.tolist()
+            z, k, alpha = (t.to(device, non_blocking=True) for t in sample_inputs(
+                sample_gen, cfg.batch_size, d, cfg.K, cfg.alpha_max, cfg.alpha_min, torch.device("cpu")))
+            stats = direction_step(G, A, R, opt_list, z, k, alpha, cfg.gamma, amp)
+            window += stats
+            window_n += 1
+            pending += stats
+            pending_n += 1
             done = step + 1
-            yield Step(step=done, total_steps=total,
-                       losses={"loss": loss, "ce": ce, "shift_loss": cfg.gamma * l1, "shift_l1": l1, "accuracy": acc})
-            if done % cfg.log_every == 0 or done == total:
-                m = (acc_sum / acc_n).tolist()
-                scalars = {"train/loss": m[0], "train/ce": m[1], "train/shift_loss": cfg.gamma * m[2],
-                           "train/shift_l1": m[2], "train/accuracy": m[3]}
-                if cfg.variant == "ortho":
-                    with torch.no_grad():
-                        scalars["train/orthonormality_error"] = orthonormality_error(A.matrix())
-                logger.log(done, scalars)
-                acc_sum.zero_()
-                acc_n = 0
+            log_now = done % cfg.log_every == 0 or done == total
+            losses: dict[str, float] = {}
+            if done % sync_every == 0 or log_now:
+                both = torch.cat([stats, window / window_n]).tolist()  # the one host transfer
+                _check_finite(both, done)  # the window since the last log line covers every unchecked step
+                pending.zero_()
+                pending_n = 0
+                loss, ce, l1, acc = both[:4]
+                losses = {"loss": loss, "ce": ce, "shift_loss": cfg.gamma * l1, "shift_l1": l1, "accuracy": acc}
+                if log_now:
+                    m = both[4:]
+                    scalars = {"train/loss": m[0], "train/ce": m[1], "train/shift_loss": cfg.gamma * m[2],
+                               "train/shift_l1": m[2], "train/accuracy": m[3]}
+                    if cfg.variant == "ortho":
+                        with torch.no_grad():
+                            scalars["train/orthonormality_error"] = orthonormality_error(A.matrix())
+                    logger.log(done, scalars)
+                    window.zero_()
+                    window_n = 0
+            yield Step(step=done, total_steps=total, losses=losses)
             if cfg.sample_every and done % cfg.sample_every == 0 and done != total:
                 imgs = direction_samples(G, A, seed=cfg.seed, device=device)
                 logger.log_images(done, "directions", imgs)
                 yield Samples(step=done, images=imgs)
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != total:
+                _check_finite(pending.tolist() if pending_n else [], done)
                 yield CheckpointSaved(step=done, path=save(done))
 
+        _check_finite(pending.tolist() if pending_n else [], total)
         metrics = evaluate(G, A, R, batches=cfg.eval_batches, batch_size=cfg.eval_batch_size or cfg.batch_size,
                            gamma=cfg.gamma, alpha_max=cfg.alpha_max, alpha_min=cfg.alpha_min,
                            seed=cfg.seed + 10_007, device=device)
@@ -346,6 +403,36 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
         logger.close()
 
 
+def _restore_sampler(gen: torch.Generator, run: RunDir, seed: int, step: int) -> str:
+    """Put the sampling generator back where the checkpoint left it.
+
+    Checkpoints of CUDA runs from before sampling moved to the CPU hold a CUDA
+    generator state, which a CPU generator cannot take: those restart the
+    stream from (seed, step) and say so. Returns that message, or "".
+    """
+    from safetensors import safe_open
+
+    with safe_open(str(run.path(CHECKPOINT)), framework="pt") as fh:
+        state = fh.get_tensor("rng/gen/sample") if "rng/gen/sample" in fh.keys() else None  # noqa: SIM118
+    try:
+        if state is None:
+            raise RuntimeError("no sampling state in the checkpoint")
+        gen.set_state(state)
+        return ""
+    except RuntimeError:
+        gen.manual_seed(step_seed(seed + 1, step))
+        return (f"the checkpoint's sampling state was saved on another device type; the latent stream "
+                f"restarts from (seed {seed}, step {step})")
+
+
+def _check_finite(values: list[float], step: int) -> None:
+    """Raise if a loss (or a sum of losses since the last check) is NaN or inf."""
+    if not all(np.isfinite(v) for v in values):
+        raise NonFiniteLossError(
+            f"non-finite direction-training loss by step {step}; stopped before writing any checkpoint or "
+            "direction set from it (the generator's images or the learning rate are the usual cause)")
+
+
 def write_outputs(run_dir: Path, cfg: DirectionsConfig, A: torch.Tensor, R: nn.Module,  # noqa: N803
                   metrics: dict[str, float], steps: int) -> Path:
     recon = canonical_reconstructor(cfg.reconstructor)
@@ -362,11 +449,24 @@ def write_outputs(run_dir: Path, cfg: DirectionsConfig, A: torch.Tensor, R: nn.M
 
 
 def load_reconstructor(path: str | Path, channels: int = 1) -> nn.Module:
-    """R from ``reconstructor.safetensors`` (eval mode)."""
-    tensors, meta = load_weights(path)
+    """R from ``reconstructor.safetensors`` (eval mode); its metadata is checked against the
+    tensor shapes in the file before the network is allocated."""
+    path = Path(path)
+    meta = read_meta(path)
     if meta.get("format") != "napari-latentdirs/reconstructor/1":
         raise ValueError(f"{path} is not a napari-latentdirs reconstructor")
-    R = build_reconstructor(meta["arch"], int(meta["K"]), channels)  # noqa: N806
+    arch, K = meta.get("arch"), meta.get("K")  # noqa: N806
+    if not isinstance(arch, str) or not isinstance(K, int) or isinstance(K, bool) or K < 1:
+        raise WeightsFormatError(f"{path}: reconstructor metadata needs a string 'arch' and a positive integer 'K'")
+    try:
+        with torch.device("meta"):  # shapes only
+            skeleton = build_reconstructor(arch, K, channels)
+    except (TypeError, ValueError) as exc:
+        raise WeightsFormatError(f"{path}: invalid reconstructor metadata: {exc}") from exc
+    check_shapes(path, {k: v.shape for k, v in skeleton.state_dict().items()}, read_header(path),
+                 what=f"{arch} reconstructor")
+    tensors, _ = load_weights(path)
+    R = build_reconstructor(arch, K, channels)  # noqa: N806
     R.load_state_dict(tensors)
     return R.eval()
 

@@ -13,11 +13,21 @@ Reproducibility (bit-exact resume on CPU):
   no generator state needs saving; the global RNGs are checkpointed anyway
   (``training.state``);
 - models, optimisers, AMP scaler and running metric sums are checkpointed.
+On CUDA a resumed run continues from the same state; its kernels are
+bit-for-bit repeatable only with ``deterministic: true`` and on the same GPU
+model and library versions (``utils.runtime.configure_backends``).
+
+Losses stay on the device and are brought to the host every ``sync_every``
+steps (every step on the CPU, where that costs nothing; every ``log_every``
+steps on a GPU), summed since the last time: a NaN or inf anywhere in that
+window stops the run with :class:`NonFiniteLossError` before any checkpoint
+or export is written. ``Step`` events between those points carry no losses.
+Under DDP the ranks agree every step on whether to stop (``ddp.any_across``),
+so they all checkpoint at the same step.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -43,27 +53,20 @@ from ..events import (
     Stopped,
 )
 from ..models import registry
-from ..utils.runtime import select_device
-from ..utils.weights import sidecar
+from ..utils.runtime import amp_dtype, configure_backends, loader_workers, select_device, step_seed
+from ..utils.weights import read_meta
 from . import ddp
 from .config import TrainConfig
-from .data import fingerprint_of
-from .fid import FID, FIDUnavailable
-from .state import RunDir, ScalarLogger
+from .data import check_slices, fingerprint_of
+from .fid import FID, FIDUnavailable, check_weights_file
+from .state import NonFiniteLossError, RunDir, ScalarLogger, check_run_folder
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "napari-latentdirs/checkpoint/1"
 LAST = "last"
-_MASK63 = (1 << 63) - 1
 
-
-def step_seed(seed: int, step: int) -> int:
-    """A well-mixed 63-bit seed for step ``step`` (splitmix64 finaliser)."""
-    x = (seed * 0x9E3779B97F4A7C15 + step + 1) & ((1 << 64) - 1)
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & ((1 << 64) - 1)
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & ((1 << 64) - 1)
-    return (x ^ (x >> 31)) & _MASK63
+__all__ = ["CHECKPOINT_FORMAT", "LAST", "NonFiniteLossError", "Trainer", "amp_dtype", "resolve_device", "step_seed"]
 
 
 def resolve_device(requested: str, info: ddp.DistInfo) -> torch.device:
@@ -71,17 +74,6 @@ def resolve_device(requested: str, info: ddp.DistInfo) -> torch.device:
     if info.enabled and dev.type == "cuda":
         return torch.device("cuda", info.local_rank)
     return dev
-
-
-def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """Mixed precision only on CUDA; CPU and MPS stay float32."""
-    if device.type != "cuda" or amp == "off":
-        return None
-    if amp == "fp16":
-        return torch.float16
-    if amp == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
 
 
 class Trainer:
@@ -105,6 +97,13 @@ class Trainer:
         self.amp = amp_dtype(cfg.amp, self.device)
         self.channels_last = cfg.channels_last and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.amp == torch.float16 else None
+        configure_backends(self.device, cfg.deterministic)
+        # Refuse bad inputs before anything is written or trained.
+        check_run_folder(run_dir)
+        mcfg = cfg.model_config()
+        check_slices(data, mcfg.image_size, mcfg.channels, f"training data {fingerprint_of(data)}")
+        if cfg.fid and cfg.fid_weights:
+            check_weights_file(cfg.fid_weights)
         self.data_fingerprint = fingerprint_of(data)
 
         n, gb, w = len(data), cfg.batch_size, self.dist.world_size
@@ -117,6 +116,9 @@ class Trainer:
         total = cfg.epochs * self.steps_per_epoch
         self.total_steps = min(total, cfg.max_steps) if cfg.max_steps else total
         self.last_epoch = (self.total_steps - 1) // self.steps_per_epoch
+        self.num_workers = loader_workers(cfg.num_workers, self.device, self.dist.world_size)
+        # Host syncs cost nothing on the CPU; on a GPU each one stalls the queue of kernels.
+        self.sync_every = cfg.sync_every or (1 if self.device.type == "cpu" else max(cfg.log_every, 1))
 
         torch.manual_seed(cfg.seed)  # identical initial weights on every rank and every run
         self.modules: dict[str, nn.Module] = {}
@@ -133,6 +135,8 @@ class Trainer:
         self.wrapped = {k: ddp.wrap(m, self.dist, self.device) for k, m in self.modules.items()}
 
         self.run_dir = RunDir(run_dir, create=self.dist.is_main)
+        if self.dist.is_main:
+            self.run_dir.clean_stale_temps()
         self.step = 0
         self.state: dict[str, Any] = {"best_fid": None, "best_epoch": None, "sums": {}, "count": 0}
         g = torch.Generator().manual_seed(cfg.seed + 1)
@@ -140,6 +144,12 @@ class Trainer:
         self._fid: FID | None = None
         self._fid_error: str | None = None if cfg.fid else "FID disabled in the config"
         self.logger: ScalarLogger | None = None
+        # Losses summed on the device since the last sync, and the batches they came from.
+        self._window: torch.Tensor | None = None
+        self._last: torch.Tensor | None = None
+        self._window_keys: list[str] = []
+        self._window_steps = 0
+        self._window_batches: list[list[int]] = []
 
     # -- to define in subclasses -------------------------------------------------
     latent_dim = 32
@@ -210,16 +220,18 @@ class Trainer:
         b = self.local_batch
         return [idx[i * b : (i + 1) * b] for i in range(start, self.steps_per_epoch)]
 
-    def batches(self, epoch: int, start: int) -> Iterator[torch.Tensor]:
+    def batches(self, epoch: int, start: int) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """(dataset indices, batch) for this rank, from step ``start`` of the epoch on."""
         plan = self.epoch_batches(epoch, start)
-        if self.cfg.num_workers > 0:
-            loader = DataLoader(
-                self.data, batch_sampler=plan, num_workers=self.cfg.num_workers, pin_memory=self.device.type == "cuda"
-            )
-            yield from loader
+        if self.num_workers > 0:
+            loader = DataLoader(self.data, batch_sampler=plan, num_workers=self.num_workers,
+                                pin_memory=self.device.type == "cuda", prefetch_factor=4)
+            yield from zip(plan, loader)  # the loader keeps the plan's order
             return
+        getitems = getattr(self.data, "__getitems__", None)  # one read per batch (slice cache, .npy)
         for idx in plan:
-            yield torch.stack([torch.as_tensor(self.data[i]) for i in idx])
+            items = getitems(idx) if getitems is not None else [self.data[i] for i in idx]
+            yield idx, torch.stack([torch.as_tensor(v) for v in items])
 
     # -- checkpoints -------------------------------------------------------------
     def checkpoint_meta(self) -> dict[str, Any]:
@@ -243,6 +255,7 @@ class Trainer:
         }
 
     def save(self, name: str = LAST) -> Path:
+        self.sync_losses()  # every rank; raises before a non-finite state is written
         path = self.run_dir.path(name)
         if self.dist.is_main:
             self.run_dir.save(name, self.modules, self.optimizers, self.checkpoint_meta())
@@ -252,7 +265,7 @@ class Trainer:
     def try_resume(self) -> bool:
         if not self.run_dir.has(LAST):
             return False
-        self._check_compatible(json.loads(sidecar(self.run_dir.path(LAST)).read_text()))
+        self._check_compatible(read_meta(self.run_dir.path(LAST)))
         meta = self.run_dir.load(LAST, self.modules, self.optimizers, map_location=self.device)
         self.step = int(meta["step"])
         self.state = meta["engine_state"]
@@ -289,7 +302,10 @@ class Trainer:
         for i in range(0, n, self.cfg.fid_batch):
             z = torch.randn(min(self.cfg.fid_batch, n - i), self.latent_dim, generator=g).to(self.device)
             with self.autocast():
-                yield self.sample(z).float()
+                x = self.sample(z)
+            # Yield outside the autocast block: a suspended generator would leave autocast on
+            # in the caller, and the Inception features of the fakes would be bf16 ones.
+            yield x.float()
 
     def fid_metrics(self) -> dict[str, float]:
         if self._fid_error is not None:
@@ -347,23 +363,25 @@ class Trainer:
             yield Message(f"resumed {self.kind} run from step {self.step} of {self.total_steps}")
         if self.dist.is_main:
             self.logger = ScalarLogger(self.run_dir.root)
+        log_every = max(self.cfg.log_every, 1)
         try:
             while self.step < self.total_steps:
                 epoch, first = divmod(self.step, self.steps_per_epoch)
-                for x in self.batches(epoch, first):
-                    if stop.is_set():
+                for idx, x in self.batches(epoch, first):
+                    # Every rank takes part, so all stop at the same step and checkpoint together.
+                    if ddp.any_across(stop.is_set(), self.dist):
                         path = self.save(LAST)
                         yield CheckpointSaved(self.step, path)
                         yield Stopped(self.step, path)
                         return
                     losses = self.train_step(self.prepare_batch(x), self.step)
                     self.step += 1
-                    values = self._reduce(losses)
-                    for k, v in values.items():
-                        self.state["sums"][k] = self.state["sums"].get(k, 0.0) + v
-                    self.state["count"] += 1
+                    self._accumulate(losses, idx)
+                    values: dict[str, float] = {}
+                    if self.step % self.sync_every == 0 or self.step % log_every == 0:
+                        values = self.sync_losses()
                     yield Step(self.step, self.total_steps, values)
-                    if self.logger is not None and self.step % max(self.cfg.log_every, 1) == 0:
+                    if self.logger is not None and values and self.step % log_every == 0:
                         self.logger.log(self.step, {f"train/{k}": v for k, v in values.items()})
                     if self.cfg.sample_every and self.step % self.cfg.sample_every == 0:
                         yield self.samples_event()
@@ -378,13 +396,54 @@ class Trainer:
                 self.logger.close()
                 self.logger = None
 
-    def _reduce(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _accumulate(self, losses: dict[str, torch.Tensor], idx: list[int]) -> None:
+        """Add a step's losses to the device-side window (no host transfer)."""
         keys = sorted(losses)
-        vec = torch.stack([torch.as_tensor(losses[k], dtype=torch.float32, device=self.device) for k in keys])
-        vec = ddp.mean_across(vec.detach(), self.dist).cpu().tolist()
-        return dict(zip(keys, vec))
+        vec = torch.stack([torch.as_tensor(losses[k], device=self.device).detach().float().reshape(())
+                           for k in keys])
+        if self._window is None:
+            self._window, self._window_keys = vec.clone(), keys
+        else:
+            self._window += vec
+        self._last = vec
+        self._window_steps += 1
+        self._window_batches.append(list(idx))
+
+    def sync_losses(self) -> dict[str, float]:
+        """Bring the window of losses to the host (collective: every rank calls it at the same step).
+
+        Adds the window to the epoch sums and returns the last step's losses,
+        averaged over ranks; raises :class:`NonFiniteLossError` if any is NaN or inf.
+        """
+        if self._window is None:
+            return {}
+        keys, n = self._window_keys, len(self._window_keys)
+        vec = ddp.mean_across(torch.cat([self._last, self._window]), self.dist).tolist()  # the one transfer
+        last, window = vec[:n], vec[n:]
+        if not all(np.isfinite(v) for v in vec):
+            raise NonFiniteLossError(self._non_finite_message(keys, vec[n:], last))
+        for k, v in zip(keys, window):
+            self.state["sums"][k] = self.state["sums"].get(k, 0.0) + v
+        self.state["count"] += self._window_steps
+        self._window, self._window_steps, self._window_batches = None, 0, []
+        return dict(zip(keys, last))
+
+    def _non_finite_message(self, keys: list[str], window: list[float], last: list[float]) -> str:
+        names = sorted({k for k, v, w in zip(keys, last, window) if not (np.isfinite(v) and np.isfinite(w))})
+        first = self.step - self._window_steps + 1
+        span = f"step {self.step}" if first == self.step else f"steps {first}-{self.step}"
+        bad: list[int] = []
+        for idx in self._window_batches:  # re-read only on failure
+            bad += [i for i in idx if not torch.isfinite(torch.as_tensor(self.data[i])).all()]
+        cause = (f"the training data {self.data_fingerprint} has non-finite pixels (NaN/inf) in item(s) "
+                 f"{sorted(set(bad))[:8]}" if bad else
+                 "the slices of those batches are finite, so the model diverged (try a lower learning rate, "
+                 "or --amp off)")
+        return (f"non-finite training loss ({', '.join(names)}) at {span}; stopped before writing any checkpoint "
+                f"or generator from it: {cause}")
 
     def end_epoch(self, epoch: int) -> Iterator[Event]:
+        self.sync_losses()
         count = max(self.state["count"], 1)
         metrics = {f"epoch/{k}": v / count for k, v in self.state["sums"].items()}
         self.state["sums"], self.state["count"] = {}, 0

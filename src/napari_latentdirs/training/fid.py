@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -34,6 +35,38 @@ INPUT_SIZE = 299
 
 class FIDUnavailable(RuntimeError):
     """No Inception weights on this machine (and we do not download any)."""
+
+
+class FIDWeightsError(ValueError):
+    """A user-named Inception file (``--fid-weights``) that cannot serve as the FID network."""
+
+
+def check_weights_file(path: str | Path) -> Path:
+    """Check a user-named Inception file at the start of a run, not after its first epoch.
+
+    It must be a TorchScript archive that maps (B, 3, 299, 299) images to 2048
+    features per image (one forward of a blank image on the CPU checks that).
+    """
+    p = Path(path)
+    what = f"FID weights (--fid-weights) {p}"
+    if not p.is_file():
+        raise FIDWeightsError(f"{what}: no such file")
+    if not zipfile.is_zipfile(p):
+        raise FIDWeightsError(f"{what}: not a TorchScript archive (expected a file written by torch.jit.save)")
+    try:
+        net = torch.jit.load(str(p), map_location="cpu").eval()
+    except Exception as exc:  # noqa: BLE001 - torch raises RuntimeError and others for bad archives
+        raise FIDWeightsError(f"{what}: torch.jit.load failed: {exc}") from exc
+    try:
+        with torch.no_grad():
+            out = net(torch.zeros(1, 3, INPUT_SIZE, INPUT_SIZE) - 1.0)
+    except Exception as exc:  # noqa: BLE001 - whatever the scripted code raises
+        raise FIDWeightsError(f"{what}: the network fails on a (1, 3, {INPUT_SIZE}, {INPUT_SIZE}) image: {exc}") from exc
+    if not isinstance(out, torch.Tensor) or out.numel() != InceptionPool3.num_features:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise FIDWeightsError(f"{what}: returns {got} for one image, expected {InceptionPool3.num_features} "
+                              "pool3 features")
+    return p
 
 
 def bundled_weights() -> Path | None:
@@ -192,7 +225,10 @@ class FID:
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
         self.extractor = InceptionPool3(weights)
-        self.metric = _fid_metric_class()(feature=self.extractor, reset_real_features=False, normalize=True)
+        # sync_on_compute=False: only rank 0 computes FID; torchmetrics' default would make that one
+        # rank wait in an all_gather that the other ranks pair with their next collective (a hang).
+        self.metric = _fid_metric_class()(feature=self.extractor, reset_real_features=False, normalize=True,
+                                          sync_on_compute=False, dist_sync_on_step=False)
         self.metric.to(self.device)
         self.n_real = 0
 

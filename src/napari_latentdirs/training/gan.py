@@ -28,6 +28,11 @@ from .config import GANTrainConfig
 from .engine import Trainer
 
 
+def no_sync(module: torch.nn.Module):
+    """DDP's ``no_sync()`` (keep gradients local), or nothing for a plain module."""
+    return module.no_sync() if hasattr(module, "no_sync") else nullcontext()
+
+
 def instance_noise_sd(step: int, total_steps: int, sd0: float) -> float:
     """sd0 at step 0, linearly down to 0 at total_steps / 2, and 0 after."""
     mid = total_steps / 2.0
@@ -75,15 +80,18 @@ class GANTrainer(Trainer):
         def noisy(t: torch.Tensor, i: int) -> torch.Tensor:
             return t + noise[i].to(t.dtype) if sd > 0 else t * 1.0
 
-        # Discriminator step: real (smoothed targets) and fake (target 0), separate batches.
-        # One forward, one backward each, as the reference: DDP all-reduces after each
-        # backward and the two averaged gradients add up in .grad.
+        # Discriminator step: real (smoothed targets) and fake (target 0), separate batches,
+        # one forward and one backward each, as the reference. Under DDP the real half runs in
+        # no_sync(): its gradients stay local, and the fake half's backward all-reduces the
+        # sum of both, once per step (the average of sums equals the sum of averages).
         opt_d.zero_grad(set_to_none=True)
         with self.autocast():
             fake = G(z)
-            out_real = D(noisy(x, 0))
-            loss_real = F.binary_cross_entropy_with_logits(out_real.float(), real_t)
-        self.backward(loss_real)
+        with no_sync(D):
+            with self.autocast():
+                out_real = D(noisy(x, 0))
+                loss_real = F.binary_cross_entropy_with_logits(out_real.float(), real_t)
+            self.backward(loss_real)
         with self.autocast():
             out_fake = D(noisy(fake.detach(), 1))
             loss_fake = F.binary_cross_entropy_with_logits(out_fake.float(), torch.zeros_like(real_t))
@@ -95,8 +103,7 @@ class GANTrainer(Trainer):
         opt_g.zero_grad(set_to_none=True)
         d_params.requires_grad_(False)
         try:
-            ctx = D.no_sync() if hasattr(D, "no_sync") else nullcontext()
-            with ctx, self.autocast():
+            with no_sync(D), self.autocast():
                 out_gen = D(noisy(fake, 2))
                 loss_g = F.binary_cross_entropy_with_logits(out_gen.float(), torch.ones_like(real_t))
             self.backward(loss_g)
@@ -110,7 +117,7 @@ class GANTrainer(Trainer):
             "loss_g": loss_g.detach(),
             "d_real": torch.sigmoid(out_real.detach().float()).mean(),
             "d_fake": torch.sigmoid(out_fake.detach().float()).mean(),
-            "noise_sd": torch.tensor(sd),
+            "noise_sd": torch.full((), sd, device=loss_d.device),  # a fill kernel, not a host copy
         }
 
 

@@ -4,20 +4,22 @@ Data sources (``--data``):
 - a slice-cache folder written by ``latentdirs prepare`` (train + test splits);
 - a DICOM folder: prepared into ``<run>/cache`` first (re-runs reuse finished series);
 - ``phantom`` (or ``phantom:N``): N in-memory phantom slices (default 2048);
-- a ``.npy`` file of (N, 128, 128) model-space slices.
+- a ``.npy`` file of (N, 128, 128) model-space slices (memory-mapped).
+
+Bad input stops the command before any step with a message naming the
+argument: slices of the wrong size, NaN/inf or out-of-range pixels, a bad
+``--fid-weights`` file, or an ``--out`` folder holding files that are not ours.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import logging
 import signal
 import threading
 from pathlib import Path
 
-import numpy as np
 from torch.utils.data import Dataset
 
 from ..events import CheckpointSaved, EpochEnd, Finished, Message, Started, Step, Stopped
@@ -44,9 +46,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--max-steps", type=int, dest="max_steps")
     p.add_argument("--device", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
-    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"], help="mixed precision on CUDA")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"],
+                   help="mixed precision, CUDA only (default auto: bf16 autocast on GPUs with native bf16, "
+                        "compute capability 8.0+, else fp16 with a gradient scaler; off = float32). "
+                        "CPU and MPS always train in float32")
+    p.add_argument("--deterministic", action="store_true", default=None,
+                   help="CUDA: deterministic cuDNN/cuBLAS kernels instead of autotuned ones (slower); a run and its "
+                        "resumption then repeat bit for bit on the same GPU model and software. CPU runs always do")
     p.add_argument("--seed", type=int)
-    p.add_argument("--workers", type=int, dest="num_workers", help="DataLoader workers")
+    p.add_argument("--workers", type=int, dest="num_workers",
+                   help="DataLoader workers (default: none on CPU, up to 8 per GPU with pinned memory)")
     p.add_argument("--no-augment", action="store_false", dest="augment", default=None)
     p.add_argument("--no-fid", action="store_false", dest="fid", default=None, help="skip FID selection")
     p.add_argument("--fid-weights", dest="fid_weights", help="TorchScript TF-Inception file (default: bundled)")
@@ -54,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 OVERRIDES = ("preset", "epochs", "batch_size", "lr", "max_steps", "device", "amp", "seed", "num_workers",
-             "augment", "fid", "fid_weights", "fid_samples")
+             "augment", "fid", "fid_weights", "fid_samples", "deterministic")
 
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
@@ -63,7 +72,10 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
     if args.config:
         return load_config(args.config, args.model, **overrides)
     if args.resume is not None:
-        meta = json.loads((Path(args.resume) / "checkpoints" / "last.json").read_text())
+        from ..utils.weights import read_meta
+        from .state import RunDir
+
+        meta = read_meta(RunDir(args.resume, create=False).path("last"))
         base = dict(meta.get("train_config", {}))
         if base.get("kind") not in (None, args.model):
             raise SystemExit(f"--resume {args.resume} is a {base.get('kind')} run, not {args.model}")
@@ -72,7 +84,7 @@ def build_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def load_data(spec: str, seed: int = 0, run_dir: Path | None = None) -> tuple[Dataset, Dataset | None]:
-    from .data import TensorSlices, open_cache, phantom_slices
+    from .data import NpySlices, open_cache, phantom_slices
 
     if spec.startswith("phantom"):
         n = int(spec.split(":", 1)[1]) if ":" in spec else 2048
@@ -80,7 +92,9 @@ def load_data(spec: str, seed: int = 0, run_dir: Path | None = None) -> tuple[Da
         return phantom_slices(n, seed), phantom_slices(n_test, seed + 1_000_003)
     p = Path(spec)
     if p.suffix == ".npy":
-        return TensorSlices(np.load(p, allow_pickle=False), name=p.name), None
+        if not p.is_file():
+            raise FileNotFoundError(f"--data {spec}: no such file")
+        return NpySlices(p), None
     if not p.exists():
         raise FileNotFoundError(f"--data {spec}: no such slice cache (run `latentdirs prepare` first)")
     if run_dir is not None and p.is_dir() and not (p / "index.json").exists():
@@ -101,29 +115,47 @@ def load_data(spec: str, seed: int = 0, run_dir: Path | None = None) -> tuple[Da
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..utils.weights import WeightsFormatError
+    from .data import BadSlicesError, check_slices
+    from .engine import NonFiniteLossError
+    from .fid import FIDWeightsError
     from .gan import GANTrainer
+    from .state import ForeignFolderError, RunDir, check_run_folder
     from .vae import VAETrainer
 
     out = args.resume or args.out
     if out is None:
         raise SystemExit("give --out RUN (new run) or --resume RUN")
-    if args.resume is not None and not (Path(args.resume) / "checkpoints" / "last.json").is_file():
+    if args.resume is not None and not RunDir(args.resume, create=False).has("last"):
         raise SystemExit(f"--resume {args.resume}: no checkpoint there")
     if args.data is None:
         raise SystemExit("give --data CACHE|phantom|slices.npy")
-    cfg = build_config(args)
-    info = ddp.DistInfo.from_env()
-    if info.world_size > 1 and Path(args.data).is_dir() and not (Path(args.data) / "index.json").exists():
-        raise SystemExit("--data: prepare DICOM first (`latentdirs prepare`) when training on several processes")
-    train, test = load_data(args.data, cfg.seed, run_dir=Path(out))
-    cls = GANTrainer if args.model == "gan" else VAETrainer
-    trainer = cls(cfg, train, out, test_data=test, dist=info)
+    try:
+        check_run_folder(out)  # before anything (data preparation included) writes into it
+        cfg = build_config(args)
+        info = ddp.DistInfo.from_env(device=cfg.device)
+        if info.world_size > 1 and Path(args.data).is_dir() and not (Path(args.data) / "index.json").exists():
+            raise SystemExit("--data: prepare DICOM first (`latentdirs prepare`) when training on several processes")
+        train, test = load_data(args.data, cfg.seed, run_dir=Path(out))
+        mcfg = cfg.model_config()
+        check_slices(train, mcfg.image_size, mcfg.channels, f"--data {args.data}")
+        cls = GANTrainer if args.model == "gan" else VAETrainer
+        trainer = cls(cfg, train, out, test_data=test, dist=info)
+    except (BadSlicesError, ForeignFolderError, FIDWeightsError, WeightsFormatError, FileNotFoundError) as exc:
+        raise SystemExit(f"error: {exc}") from exc
     stop = threading.Event()
     main = info.is_main
-    with _stop_on_signals(stop):
-        for ev in trainer.run(stop):
-            if main:
-                _print_event(ev, args.model, trainer, info, cfg, out)
+    try:
+        with _stop_on_signals(stop):
+            for ev in trainer.run(stop):
+                if main:
+                    _print_event(ev, args.model, trainer, info, cfg, out)
+    except NonFiniteLossError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    if stop.is_set() and info.enabled:
+        # Every rank stopped at the same step and the checkpoint is written. Exit 0: torchrun takes
+        # any other code for a crash and kills the ranks still finishing (rank 0's log lines).
+        return 0
     return 130 if stop.is_set() else 0
 
 

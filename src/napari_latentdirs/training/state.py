@@ -1,11 +1,12 @@
 """Run folders: resumable checkpoints and scalar logs shared by every engine.
 
-A checkpoint ``<run>/checkpoints/<name>.safetensors`` (+ ``.json``) holds the
-modules' state dicts, the optimisers' state, the global RNG states (torch,
-numpy, python) and any named ``torch.Generator`` an engine draws from, so a
-resumed run continues bit for bit. Tensors go to safetensors; everything
-else (step, config, scalar optimiser fields, metrics) goes to the JSON.
-Both are written atomically, the JSON last.
+A checkpoint ``<run>/checkpoints/<name>.safetensors`` holds the modules'
+state dicts, the optimisers' state, the global RNG states (torch, numpy,
+python) and any named ``torch.Generator`` an engine draws from, so a resumed
+run continues bit for bit. Tensors are the safetensors data; everything else
+(step, config, scalar optimiser fields, metrics) is the JSON metadata in the
+same file's header, so one rename commits a checkpoint (``utils.weights``);
+``<name>.json`` beside it is a readable copy.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..utils.weights import load_weights, save_weights
+from ..utils.atomic import clean_stale_temps_in
+from ..utils.weights import load_weights, read_header, save_weights, sidecar
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +48,37 @@ def capture_rng(generators: dict[str, torch.Generator] | None = None) -> tuple[d
     return tensors, meta
 
 
+def cuda_states(tensors: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """The saved per-GPU CUDA RNG states in device order (``rng/cuda/10`` after ``rng/cuda/9``)."""
+    found = {}
+    for key in tensors:
+        if key.startswith("rng/cuda/") and key[len("rng/cuda/"):].isdigit():
+            found[int(key[len("rng/cuda/"):])] = tensors[key]
+    return [found[i] for i in sorted(found)]
+
+
+def restore_cuda_rng(tensors: dict[str, torch.Tensor], device_count: int | None = None,
+                     set_state=None) -> int:
+    """Restore the saved CUDA RNG states onto the GPUs there are now; returns how many.
+
+    A run saved on 8 GPUs may resume on 1 (or on none): the engines draw every
+    random number from their own seeded generators, so the global CUDA states
+    are restored as far as devices exist and the rest are dropped.
+    """
+    states = cuda_states(tensors)
+    if device_count is None:
+        device_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    set_state = set_state or torch.cuda.set_rng_state
+    n = min(len(states), device_count)
+    for i in range(n):
+        set_state(states[i], i)
+    return n
+
+
 def restore_rng(tensors: dict[str, torch.Tensor], meta: dict[str, Any],
                 generators: dict[str, torch.Generator] | None = None) -> None:
     torch.set_rng_state(tensors["rng/torch"])
-    if torch.cuda.is_available():
-        states = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng/cuda/"))]
-        if states:
-            torch.cuda.set_rng_state_all(states)
+    restore_cuda_rng(tensors)
     npm = meta["numpy"]
     np.random.set_state((npm["kind"], tensors["rng/numpy"].numpy().astype(np.uint32), npm["pos"],
                          npm["has_gauss"], npm["cached"]))
@@ -74,7 +100,7 @@ def _flatten_optimizer(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str,
     for idx, st in sd["state"].items():
         for key, val in st.items():
             if isinstance(val, torch.Tensor):
-                tensors[f"optim/{name}/{idx}/{key}"] = val.detach().clone()
+                tensors[f"optim/{name}/{idx}/{key}"] = val.detach()
             else:
                 scalars.setdefault(str(idx), {})[key] = val
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
@@ -94,6 +120,61 @@ def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict
 
 # -- run folder ----------------------------------------------------------------
 
+# Everything an engine (or the napari job that prepares its cache) puts in a run folder.
+RUN_ENTRIES = frozenset({
+    "checkpoints", "metrics.csv", "tb", "cache", "generator.safetensors", "generator.json",
+    "directions.safetensors", "directions.json", "reconstructor.safetensors", "reconstructor.json",
+})
+METRICS_HEADER = ["step", "tag", "value"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training loss became NaN or inf; the run stops before writing anything from it."""
+
+
+class ForeignFolderError(ValueError):
+    """The run folder holds files that no napari-latentdirs engine wrote."""
+
+
+def _ours(name: str) -> bool:
+    if name in RUN_ENTRIES or name.startswith("directions.review-"):  # reviews live beside the set
+        return True
+    # a temp file of one of ours, left by a kill: ".<our name>.<...>.tmp"
+    return name.startswith(".") and name.endswith(".tmp") and any(name.startswith(f".{e}.") for e in RUN_ENTRIES)
+
+
+def check_run_folder(root: str | Path) -> None:
+    """Refuse to write into a non-empty folder that is not a run folder of ours.
+
+    A new or empty folder is fine, and so is one holding only what our engines
+    write (a finished, stopped or killed run). Anything else, or a
+    ``metrics.csv`` that is not our log, would be appended to or overwritten.
+    """
+    root = Path(root)
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise ForeignFolderError(f"{root} exists and is not a folder; choose a new or empty run folder")
+    foreign = sorted(p.name for p in root.iterdir() if not _ours(p.name))
+    metrics = root / "metrics.csv"
+    if metrics.is_file() and metrics.stat().st_size:
+        with open(metrics, newline="", errors="replace") as fh:
+            first = next(csv.reader(fh), [])
+        if first != METRICS_HEADER:
+            foreign.append("metrics.csv (not one of our metric logs)")
+    ckpts = root / "checkpoints"
+    if ckpts.exists():
+        if not ckpts.is_dir():
+            foreign.append("checkpoints (not a folder)")
+        else:
+            foreign += [f"checkpoints/{p.name}" for p in sorted(ckpts.iterdir())
+                        if not (p.suffix in (".safetensors", ".json") or p.name.endswith(".tmp"))]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise ForeignFolderError(
+            f"{root} is not empty and is not a napari-latentdirs run folder (it holds {shown}); refusing to write "
+            "into it. Choose a new or empty folder for the run.")
+
 class RunDir:
     """A training run's folder: ``checkpoints/``, ``metrics.csv``, ``tb/``."""
 
@@ -102,12 +183,24 @@ class RunDir:
         if create:
             (self.root / "checkpoints").mkdir(parents=True, exist_ok=True)
 
+    def clean_stale_temps(self) -> list[Path]:
+        """Remove temp files that killed writers left in the run folder (call after check_run_folder)."""
+        return clean_stale_temps_in(self.root) + clean_stale_temps_in(self.root / "checkpoints")
+
     def path(self, name: str) -> Path:
         return self.root / "checkpoints" / f"{name}.safetensors"
 
     def has(self, name: str) -> bool:
+        """A checkpoint is there: its file, with metadata in its header or (older files) a sidecar."""
         p = self.path(name)
-        return p.is_file() and p.with_suffix(".json").is_file()
+        if not p.is_file():
+            return False
+        if sidecar(p).is_file():
+            return True
+        try:
+            return read_header(p).embedded
+        except (OSError, ValueError):
+            return True  # present but unreadable: let load() say why rather than start over it
 
     def save(self, name: str, modules: dict[str, nn.Module], optimizers: dict[str, torch.optim.Optimizer] | None = None,
              meta: dict[str, Any] | None = None, generators: dict[str, torch.Generator] | None = None,
@@ -115,7 +208,7 @@ class RunDir:
         tensors: dict[str, torch.Tensor] = {}
         for mname, module in modules.items():
             for key, val in module.state_dict().items():
-                tensors[f"model/{mname}/{key}"] = val.detach().clone()
+                tensors[f"model/{mname}/{key}"] = val.detach()  # save_weights copies to the CPU
         optim_meta: dict[str, Any] = {}
         for oname, opt in (optimizers or {}).items():
             t, m = _flatten_optimizer(oname, opt)
