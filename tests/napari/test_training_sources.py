@@ -112,7 +112,7 @@ def test_resume_only_with_a_resumable_checkpoint(make_napari_viewer, sync_worker
     (lone / first.name).write_bytes(first.read_bytes())
     _settings(dock, tmp_path, "DICOM folder", lone)
     dock.start()
-    assert dock.state == "failed" and "no usable CT series" in dock.status.text(), dock.status.text()
+    assert dock.state == "failed" and "NoUsableSlicesError" in dock.status.text(), dock.status.text()
     assert dock.run_dir is not None and not dock.resume_btn.isEnabled()
     # a run stopped after its first checkpoint can be resumed
     _settings(dock, tmp_path, "synthetic phantom", steps=40)
