@@ -120,7 +120,7 @@ def test_resume_only_with_a_resumable_checkpoint(make_napari_viewer, sync_worker
     dock.start()
     assert dock.state == "stopped", dock.status.text()
     assert dock.resume_btn.isEnabled()
-    (dock.run_dir / "checkpoints" / "last.json").unlink()  # the checkpoint went away: nothing to resume
+    (dock.run_dir / "checkpoints" / "last.safetensors").unlink()  # the checkpoint went away: nothing to resume
     dock._set_state("stopped")
     assert not dock.resume_btn.isEnabled()
 
