@@ -32,6 +32,12 @@ class DCGANConfig:
     d_width: int = 128  # discriminator channels at 64x64 (reference ``ndf``)
     image_size: int = 128
     channels: int = 1
+    # The discriminator's normalisation: "batch" (the paper's DCGAN) or "none" (what an R1
+    # penalty needs: a per-sample gradient, not one mixed through batch statistics).
+    d_norm: str = "batch"
+    # Minibatch standard deviation (Karras et al. 2018) before D's last layer: D sees how
+    # varied a batch is, which counters mode collapse.
+    d_mbstd: bool = False
 
     def __post_init__(self) -> None:
         n = math.log2(self.image_size)
@@ -39,6 +45,8 @@ class DCGANConfig:
             raise ValueError(f"image_size must be a power of two >= 16, got {self.image_size}")
         if min(self.latent_dim, self.g_width, self.d_width, self.channels) < 1:
             raise ValueError(f"all sizes must be positive: {self}")
+        if self.d_norm not in ("batch", "none"):
+            raise ValueError(f"d_norm must be 'batch' or 'none', got {self.d_norm!r}")
 
     @property
     def levels(self) -> int:
@@ -57,6 +65,9 @@ PRESETS: dict[str, DCGANConfig] = {
     "paper": DCGANConfig(),
     # Narrow channels, same 128x128 geometry: for CPU tests and demos.
     "tiny": DCGANConfig(g_width=4, d_width=4),
+    # The CPU recipe (training/recipes.py): a 0.8M-parameter G, a lighter D without BatchNorm
+    # and with minibatch standard deviation.
+    "cpu": DCGANConfig(g_width=16, d_width=8, d_norm="none", d_mbstd=True),
 }
 
 
@@ -89,6 +100,14 @@ class Generator(nn.Module):
         return self.forward(z)
 
 
+class MinibatchStd(nn.Module):
+    """Appends one channel: the batch's mean per-feature standard deviation (Karras et al. 2018)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sd = x.float().std(dim=0, unbiased=False).mean().to(x.dtype)
+        return torch.cat([x, sd.expand(x.shape[0], 1, *x.shape[2:])], dim=1)
+
+
 class Discriminator(nn.Module):
     def __init__(self, cfg: DCGANConfig | None = None) -> None:
         super().__init__()
@@ -99,8 +118,12 @@ class Discriminator(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
         ]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
-        layers += [nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)]
+            norm = [nn.BatchNorm2d(c_out)] if cfg.d_norm == "batch" else []
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), *norm, nn.LeakyReLU(0.2, inplace=True)]
+        if cfg.d_mbstd:
+            layers += [MinibatchStd(), nn.Conv2d(widths[-1] + 1, 1, 4, 1, 0, bias=False)]
+        else:
+            layers += [nn.Conv2d(widths[-1], 1, 4, 1, 0, bias=False)]
         self.main = nn.Sequential(*layers)
         dcgan_init_(self)
 

@@ -53,6 +53,7 @@ class VAEConfig:
 PRESETS: dict[str, VAEConfig] = {
     "paper": VAEConfig(),
     "tiny": VAEConfig(width=4),
+    "cpu": VAEConfig(width=8),  # the CPU recipe (training/recipes.py)
 }
 
 

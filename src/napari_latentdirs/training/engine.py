@@ -56,6 +56,7 @@ from ..models import registry
 from ..utils.runtime import amp_dtype, configure_backends, loader_workers, select_device, step_seed
 from ..utils.weights import read_meta
 from . import ddp
+from .averaging import WeightEMA, recalibrate_batchnorm
 from .config import TrainConfig
 from .data import check_slices, fingerprint_of
 from .fid import FID, FIDUnavailable, check_weights_file
@@ -133,6 +134,7 @@ class Trainer:
                 ddp.convert_batchnorm(m, self.device)
         self.make_optimizers()
         self.wrapped = {k: ddp.wrap(m, self.dist, self.device) for k, m in self.modules.items()}
+        self.ema = WeightEMA(self.generator_module(), cfg.ema) if cfg.ema > 0 else None
 
         self.run_dir = RunDir(run_dir, create=self.dist.is_main)
         if self.dist.is_main:
@@ -167,8 +169,29 @@ class Trainer:
         """The module exported as the generator (DCGAN G, or the whole VAE)."""
         return self.modules[self.export_name]
 
-    def sample(self, z: torch.Tensor) -> torch.Tensor:
-        return self.generator_module().generate(z)
+    def state_modules(self) -> dict[str, nn.Module]:
+        """What a checkpoint holds: the trained modules and, when averaging, the average."""
+        return {**self.modules, **({"ema": self.ema.shadow} if self.ema is not None else {})}
+
+    def update_average(self) -> None:
+        """Call after each generator update."""
+        if self.ema is not None:
+            self.ema.update(self.generator_module(), self.step)
+
+    def export_module(self) -> nn.Module:
+        """The generator as it is exported: the average when averaging, BatchNorm statistics
+        re-estimated on z ~ N(0, I) when configured (on a plain copy, so DDP's synchronised
+        BatchNorm never runs on one rank alone); eval mode."""
+        mod = self.ema.shadow if self.ema is not None else self.generator_module()
+        if not self.cfg.recalibrate_bn:
+            return mod
+        desc = registry.describe(mod)
+        plain = registry.build(desc["kind"], desc["config"]).to(self.device)
+        plain.load_state_dict(mod.state_dict())
+        recalibrate_batchnorm(getattr(plain, "decoder", plain), self.latent_dim, generate=plain.generate,
+                              seed=self.cfg.seed + 3, device=self.device)
+        return plain.eval().requires_grad_(False)
+
 
     def evaluate(self) -> dict[str, float]:
         return self.fid_metrics()
@@ -258,7 +281,7 @@ class Trainer:
         self.sync_losses()  # every rank; raises before a non-finite state is written
         path = self.run_dir.path(name)
         if self.dist.is_main:
-            self.run_dir.save(name, self.modules, self.optimizers, self.checkpoint_meta())
+            self.run_dir.save(name, self.state_modules(), self.optimizers, self.checkpoint_meta())
         ddp.barrier(self.dist)
         return path
 
@@ -266,7 +289,7 @@ class Trainer:
         if not self.run_dir.has(LAST):
             return False
         self._check_compatible(read_meta(self.run_dir.path(LAST)))
-        meta = self.run_dir.load(LAST, self.modules, self.optimizers, map_location=self.device)
+        meta = self.run_dir.load(LAST, self.state_modules(), self.optimizers, map_location=self.device)
         self.step = int(meta["step"])
         self.state = meta["engine_state"]
         if self.scaler is not None and meta.get("scaler"):
@@ -297,12 +320,13 @@ class Trainer:
             yield torch.stack([torch.as_tensor(src[j]) for j in range(i, min(n, i + self.cfg.fid_batch))])
 
     @torch.no_grad()
-    def fake_batches(self, n: int) -> Iterator[torch.Tensor]:
+    def fake_batches(self, n: int, module: nn.Module | None = None) -> Iterator[torch.Tensor]:
+        module = module if module is not None else self.generator_module()
         g = torch.Generator().manual_seed(self.cfg.seed + 2)
         for i in range(0, n, self.cfg.fid_batch):
             z = torch.randn(min(self.cfg.fid_batch, n - i), self.latent_dim, generator=g).to(self.device)
             with self.autocast():
-                x = self.sample(z)
+                x = module.generate(z)
             # Yield outside the autocast block: a suspended generator would leave autocast on
             # in the caller, and the Inception features of the fakes would be bf16 ones.
             yield x.float()
@@ -317,18 +341,19 @@ class Trainer:
         except FIDUnavailable as exc:
             self._fid_error = str(exc)
             return {}
-        mod = self.generator_module()
+        mod = self.export_module()
+        was = mod.training
         mod.eval()
         try:
-            return {"fid": self._fid.score(self.fake_batches(self.cfg.fid_samples))}
+            return {"fid": self._fid.score(self.fake_batches(self.cfg.fid_samples, mod))}
         finally:
-            mod.train()
+            mod.train(was)
 
     def export(self, epoch: int, metrics: dict[str, float], selected_by: str) -> Path:
         path = self.run_dir.root / registry.GENERATOR_FILE
         registry.save_generator(
             path,
-            self.generator_module(),
+            self.export_module(),
             {
                 "epoch": epoch,
                 "step": self.step,
@@ -342,13 +367,14 @@ class Trainer:
 
     @torch.no_grad()
     def samples_event(self) -> Samples:
-        mod = self.generator_module()
+        mod = self.export_module()  # show what would be exported
+        was = mod.training
         mod.eval()
         try:
             with self.autocast():
-                imgs = self.sample(self.fixed_z.to(self.device)).float()
+                imgs = mod.generate(self.fixed_z.to(self.device)).float()
         finally:
-            mod.train()
+            mod.train(was)
         arr = imgs[:, 0].cpu().numpy().astype(np.float32)
         if self.logger is not None:
             self.logger.log_images(self.step, "samples", arr)

@@ -8,6 +8,12 @@ Per step, with every random draw taken from the step's seeded generator:
   at 0.1, falls linearly and is 0 from the midpoint of training on (the
   reference code switched it off at epoch 0 by mistake);
 - Adam(lr 2e-4, betas (0.5, 0.999)) for both networks.
+
+Options beyond the paper, used by the CPU recipe (``training/recipes.py``):
+an R1 penalty on D's gradient at real slices (``r1_gamma``), an exported
+weight average of G (``ema``) with re-estimated BatchNorm statistics
+(``recalibrate_bn``), and a D without BatchNorm and with minibatch standard
+deviation (model ``d_norm``, ``d_mbstd``).
 """
 
 from __future__ import annotations
@@ -46,6 +52,9 @@ class GANTrainer(Trainer):
     export_name = "G"
 
     def build(self) -> None:
+        if self.cfg.r1_gamma > 0 and self.dist.enabled:
+            # R1 needs a double backward through D, which DDP's gradient hooks do not support.
+            raise ValueError("the R1 penalty (the CPU recipe) is not supported under torchrun; use the paper recipe")
         mcfg = self.cfg.model_config()
         self.latent_dim = mcfg.latent_dim
         self.modules = {"G": Generator(mcfg), "D": Discriminator(mcfg)}
@@ -87,11 +96,18 @@ class GANTrainer(Trainer):
         opt_d.zero_grad(set_to_none=True)
         with self.autocast():
             fake = G(z)
+        r1 = c.r1_gamma > 0 and step % c.r1_every == 0
         with no_sync(D):
+            x_real = noisy(x, 0).detach().requires_grad_(True) if r1 else noisy(x, 0)
             with self.autocast():
-                out_real = D(noisy(x, 0))
+                out_real = D(x_real)
                 loss_real = F.binary_cross_entropy_with_logits(out_real.float(), real_t)
-            self.backward(loss_real)
+            if r1:
+                (grad,) = torch.autograd.grad(out_real.float().sum(), x_real, create_graph=True)
+                penalty = grad.float().square().flatten(1).sum(1).mean()
+                self.backward(loss_real + 0.5 * c.r1_gamma * c.r1_every * penalty)
+            else:
+                self.backward(loss_real)
         with self.autocast():
             out_fake = D(noisy(fake.detach(), 1))
             loss_fake = F.binary_cross_entropy_with_logits(out_fake.float(), torch.zeros_like(real_t))
@@ -110,6 +126,7 @@ class GANTrainer(Trainer):
             self.optimizer_step(opt_g)
         finally:
             d_params.requires_grad_(True)
+        self.update_average()
         if self.scaler is not None:
             self.scaler.update()
         return {

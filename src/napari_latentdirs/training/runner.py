@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 from ..events import CheckpointSaved, EpochEnd, Finished, Message, Started, Step, Stopped
 from . import ddp
 from .config import TrainConfig, config_from_dict, load_config
+from .recipes import RECIPES, recipe
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, help="run folder (checkpoints, metrics.csv, tb/, generator.safetensors)")
     p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in this folder (same as --out RUN)")
     p.add_argument("--config", type=Path, help="YAML/JSON training config (see training/*.yaml)")
-    p.add_argument("--preset", choices=["tiny", "paper"], help="model width preset (default: paper)")
+    p.add_argument("--recipe", choices=sorted(RECIPES), help="a named recipe: paper (default) or cpu (README: "
+                   "'The CPU recipe'); --config and flags override it")
+    p.add_argument("--preset", choices=["tiny", "cpu", "paper"], help="model width preset (default: the recipe's)")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch", type=int, dest="batch_size", help="global batch size")
     p.add_argument("--lr", type=float)
@@ -69,6 +72,8 @@ OVERRIDES = ("preset", "epochs", "batch_size", "lr", "max_steps", "device", "amp
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """--config file, else the resumed run's own config, else defaults; flags override."""
     overrides = {k: getattr(args, k, None) for k in OVERRIDES}
+    if getattr(args, "recipe", None):
+        overrides = {**recipe(args.recipe, args.model), **{k: v for k, v in overrides.items() if v is not None}}
     if args.config:
         return load_config(args.config, args.model, **overrides)
     if args.resume is not None:

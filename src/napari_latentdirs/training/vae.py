@@ -65,6 +65,7 @@ class VAETrainer(Trainer):
             rec = torch.log(mse)
         loss = rec + c.beta * kl
         self.backward_step(loss, opt)
+        self.update_average()
         if self.scaler is not None:
             self.scaler.update()
         return {"loss": loss.detach(), "mse": mse.detach(), "log_mse": torch.log(m), "kl": kl.detach()}
