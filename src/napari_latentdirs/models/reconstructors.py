@@ -15,14 +15,24 @@ have two heads, as in Voynov & Babenko's reference code:
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 RECONSTRUCTORS = ("lenet", "resnet18")
 
 
+def _resized(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Area-average the pair to ``size`` pixels (None: as given). The CPU recipe feeds LeNet 64x64:
+    its 5x5 kernels then see four times the anatomy, and it learns several times faster."""
+    if size is None or x.shape[-1] <= size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="area")
+
+
 class LeNetReconstructor(nn.Module):
-    def __init__(self, K: int, channels: int = 1, width: int = 2) -> None:  # noqa: N803
+    def __init__(self, K: int, channels: int = 1, width: int = 2, input_size: int | None = None) -> None:  # noqa: N803
         super().__init__()
+        self.input_size = input_size
         c1, c2, c3, hid = 3 * width, 8 * width, 60 * width, 42 * width
         self.features = nn.Sequential(
             nn.Conv2d(2 * channels, c1, 5), nn.BatchNorm2d(c1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
@@ -33,7 +43,8 @@ class LeNetReconstructor(nn.Module):
         self.shift = nn.Sequential(nn.Linear(c3, hid), nn.BatchNorm1d(hid), nn.ReLU(inplace=True), nn.Linear(hid, 1))
 
     def forward(self, x: torch.Tensor, x_shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.features(torch.cat([x, x_shifted], dim=1)).mean(dim=(-2, -1))
+        pair = _resized(torch.cat([x, x_shifted], dim=1), self.input_size)
+        f = self.features(pair).mean(dim=(-2, -1))
         return self.logits(f), self.shift(f)[:, 0]
 
 
@@ -57,8 +68,9 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18Reconstructor(nn.Module):
-    def __init__(self, K: int, channels: int = 1) -> None:  # noqa: N803
+    def __init__(self, K: int, channels: int = 1, input_size: int | None = None) -> None:  # noqa: N803
         super().__init__()
+        self.input_size = input_size
         self.stem = nn.Sequential(
             nn.Conv2d(2 * channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
             nn.MaxPool2d(3, 2, 1),
@@ -80,7 +92,8 @@ class ResNet18Reconstructor(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor, x_shifted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.layers(self.stem(torch.cat([x, x_shifted], dim=1))).mean(dim=(-2, -1))
+        pair = _resized(torch.cat([x, x_shifted], dim=1), self.input_size)
+        f = self.layers(self.stem(pair)).mean(dim=(-2, -1))
         return self.logits(f), self.shift(f)[:, 0]
 
 
@@ -89,11 +102,14 @@ def min_input_size(name: str) -> int:
     return 32 if name == "lenet" else 8
 
 
-def build_reconstructor(name: str, K: int, channels: int = 1) -> nn.Module:  # noqa: N803
+def build_reconstructor(name: str, K: int, channels: int = 1, input_size: int | None = None) -> nn.Module:  # noqa: N803
+    if input_size is not None and input_size < min_input_size(canonical_reconstructor(name)):
+        raise ValueError(f"{name} needs inputs of at least {min_input_size(canonical_reconstructor(name))} pixels, "
+                         f"got input_size {input_size}")
     if name == "lenet":
-        return LeNetReconstructor(K, channels)
+        return LeNetReconstructor(K, channels, input_size=input_size)
     if name in ("resnet18", "resnet"):
-        return ResNet18Reconstructor(K, channels)
+        return ResNet18Reconstructor(K, channels, input_size=input_size)
     raise ValueError(f"unknown reconstructor {name!r}; choose from {RECONSTRUCTORS}")
 
 

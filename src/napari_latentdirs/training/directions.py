@@ -34,6 +34,7 @@ and moved to the configured device.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -87,6 +88,9 @@ class DirectionsConfig:
     K: int = 32  # noqa: N815 - the paper's symbol
     variant: str = "unit"  # unit | ortho | random
     reconstructor: str = "lenet"  # lenet | resnet18
+    # The image size R sees (the pair is area-averaged to it); None: the generator's full size,
+    # as the paper. The CPU recipe uses 64.
+    reconstructor_input: int | None = None
     init: str = "random"  # random | axes
     init_scale: float = 0.1  # std of the unit variant's random init (the reference uses 0.1)
     steps: int | None = None  # None: the paper's count for (K, generator_kind, reconstructor)
@@ -214,26 +218,50 @@ def directions_amp(amp: str, device: torch.device) -> torch.dtype | None:
 @torch.no_grad()
 def evaluate(G: nn.Module, A: DirectionModel, R: nn.Module, *, batches: int, batch_size: int,  # noqa: N803
              gamma: float, alpha_max: float = 6.0, alpha_min: float = 0.5, seed: int = 0,
-             device: torch.device | str = "cpu") -> dict[str, float]:
-    """RCA and L_s on ``batches`` fresh batches with A and R in eval mode (restored afterwards)."""
+             device: torch.device | str = "cpu", bn_batches: int = 8) -> dict[str, float]:
+    """RCA and L_s on ``batches`` fresh batches, R in eval mode.
+
+    R's BatchNorm running averages lag behind its weights (with momentum 0.1 they mix the
+    statistics of the last ~20 steps, and R moves fast), so an eval-mode R scored with them
+    under-reports what it has learned. The measurement therefore uses a copy of R whose
+    BatchNorm statistics are first re-estimated exactly on ``bn_batches`` fresh batches of the
+    training distribution (precise BatchNorm); R itself is left untouched. ``bn_batches=0``
+    keeps the running averages.
+    """
     device = torch.device(device)
-    was = A.training, R.training
-    A.eval()
-    R.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
+    was_a = A.training
+    A.eval()
+    R_eval = _with_batch_statistics(G, A, R, gen, bn_batches, batch_size, alpha_max, alpha_min, device)  # noqa: N806
     correct = ce_sum = l1_sum = 0.0
     n = 0
     for _ in range(batches):
         z, k, alpha = sample_inputs(gen, batch_size, A.latent_dim, A.K, alpha_max, alpha_min, device)
-        logits, alpha_hat = R(G.generate(z), G.generate(z + A(k, alpha)))
+        logits, alpha_hat = R_eval(G.generate(z), G.generate(z + A(k, alpha)))
         correct += float((logits.argmax(1) == k).sum())
-        ce_sum += float(F.cross_entropy(logits, k, reduction="sum"))
-        l1_sum += float((alpha_hat - alpha).abs().sum())
+        ce_sum += float(F.cross_entropy(logits.float(), k, reduction="sum"))
+        l1_sum += float((alpha_hat.float() - alpha).abs().sum())
         n += batch_size
-    A.train(was[0])
-    R.train(was[1])
+    A.train(was_a)
     l1 = l1_sum / n
     return {"rca": correct / n, "shift_loss": gamma * l1, "shift_l1": l1, "ce": ce_sum / n}
+
+
+def _with_batch_statistics(G: nn.Module, A: DirectionModel, R: nn.Module, gen: torch.Generator,  # noqa: N803
+                           batches: int, batch_size: int, alpha_max: float, alpha_min: float,
+                           device: torch.device) -> nn.Module:
+    """An eval-mode copy of R with BatchNorm statistics averaged exactly over fresh batches."""
+    R_eval = copy.deepcopy(R)  # noqa: N806
+    layers = [m for m in R_eval.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if batches > 0 and layers:
+        for m in layers:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average
+        R_eval.train()
+        for _ in range(batches):
+            z, k, alpha = sample_inputs(gen, batch_size, A.latent_dim, A.K, alpha_max, alpha_min, device)
+            R_eval(G.generate(z), G.generate(z + A(k, alpha)))
+    return R_eval.eval()
 
 
 @torch.no_grad()
@@ -276,7 +304,10 @@ def _config_identity(cfg: DirectionsConfig) -> dict[str, Any]:
     # What must match for a checkpoint to be resumable; steps and logging may change.
     keys = ("K", "variant", "reconstructor", "init", "init_scale", "batch_size", "lr", "gamma",
             "alpha_max", "alpha_min", "seed", "generator_fingerprint")
-    return {k: getattr(cfg, k) for k in keys}
+    out = {k: getattr(cfg, k) for k in keys}
+    if cfg.reconstructor_input is not None:  # (absent from the identity of older checkpoints)
+        out["reconstructor_input"] = cfg.reconstructor_input
+    return out
 
 
 def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.Event | None) -> Iterator[Event]:  # noqa: N803
@@ -293,7 +324,7 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
     torch.manual_seed(cfg.seed)  # module initialisation is the global RNG's; seed it
     init_gen = torch.Generator().manual_seed(cfg.seed)
     A = DirectionModel(d, cfg.K, cfg.variant, cfg.init, cfg.init_scale, generator=init_gen).to(device)  # noqa: N806
-    R = build_reconstructor(recon_name, cfg.K, channels).to(device)  # noqa: N806
+    R = build_reconstructor(recon_name, cfg.K, channels, cfg.reconstructor_input).to(device)  # noqa: N806
     modules: dict[str, nn.Module] = {"A": A, "R": R}
     optimizers: dict[str, torch.optim.Optimizer] = {"R": torch.optim.Adam(R.parameters(), lr=cfg.lr)}
     if A.trainable:
@@ -436,12 +467,14 @@ def _check_finite(values: list[float], step: int) -> None:
 def write_outputs(run_dir: Path, cfg: DirectionsConfig, A: torch.Tensor, R: nn.Module,  # noqa: N803
                   metrics: dict[str, float], steps: int) -> Path:
     recon = canonical_reconstructor(cfg.reconstructor)
-    meta = {"K": cfg.K, "variant": cfg.variant, "reconstructor": recon, "init": cfg.init, "steps": steps,
+    meta = {"K": cfg.K, "variant": cfg.variant, "reconstructor": recon, "reconstructor_input": cfg.reconstructor_input,
+            "init": cfg.init, "steps": steps,
             "batch_size": cfg.batch_size, "lr": cfg.lr, "gamma": cfg.gamma, "seed": cfg.seed,
             "generator_kind": cfg.generator_kind, "generator_path": cfg.generator_path,
             "reconstructor_file": RECONSTRUCTOR_FILE, "config": cfg.to_dict()}
     save_weights(run_dir / RECONSTRUCTOR_FILE, dict(R.state_dict()),
                  {"format": "napari-latentdirs/reconstructor/1", "arch": recon, "K": cfg.K,
+                  "input_size": cfg.reconstructor_input,
                   "generator": cfg.generator_fingerprint})
     ds = DirectionSet(A=A.numpy(), method=f"voynov-{cfg.variant}", generator=cfg.generator_fingerprint,
                       metrics=dict(metrics), meta=meta)
@@ -455,18 +488,20 @@ def load_reconstructor(path: str | Path, channels: int = 1) -> nn.Module:
     meta = read_meta(path)
     if meta.get("format") != "napari-latentdirs/reconstructor/1":
         raise ValueError(f"{path} is not a napari-latentdirs reconstructor")
-    arch, K = meta.get("arch"), meta.get("K")  # noqa: N806
+    arch, K, size = meta.get("arch"), meta.get("K"), meta.get("input_size")  # noqa: N806
     if not isinstance(arch, str) or not isinstance(K, int) or isinstance(K, bool) or K < 1:
         raise WeightsFormatError(f"{path}: reconstructor metadata needs a string 'arch' and a positive integer 'K'")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
+        raise WeightsFormatError(f"{path}: reconstructor 'input_size' must be an integer or null")
     try:
         with torch.device("meta"):  # shapes only
-            skeleton = build_reconstructor(arch, K, channels)
+            skeleton = build_reconstructor(arch, K, channels, size)
     except (TypeError, ValueError) as exc:
         raise WeightsFormatError(f"{path}: invalid reconstructor metadata: {exc}") from exc
     check_shapes(path, {k: v.shape for k, v in skeleton.state_dict().items()}, read_header(path),
                  what=f"{arch} reconstructor")
     tensors, _ = load_weights(path)
-    R = build_reconstructor(arch, K, channels)  # noqa: N806
+    R = build_reconstructor(arch, K, channels, size)  # noqa: N806
     R.load_state_dict(tensors)
     return R.eval()
 
