@@ -10,30 +10,22 @@ The objective guarantees distinguishable directions, not directions aligned
 with the factors, so the test asserts what the method must do and only
 reports the alignment:
 
-- learned RCA > random RCA + MARGIN;
+- learned RCA above random RCA by more than three standard errors of the
+  difference (binomial, over the evaluation samples), and a lower held-out
+  cross-entropy (the objective both runs minimise; A is extra freedom);
 - the learned directions' mean squared norm in the six live coordinates rises
   clearly above the random directions' (which sit near 6/32);
 - G's parameters are bitwise unchanged and A changed;
 - with ``ortho``, A^T A = I to 1e-5 at every step.
 
 Calibration (1500 steps, batch 32, lr 2e-3, eval 100 batches of 32, one CPU
-thread, seeds 0-4; also in docs/table1_phantom.md):
-
-====  ===========  ==========  =====  ============  ===========
-seed  RCA learned  RCA random  gap    live learned  live random
-====  ===========  ==========  =====  ============  ===========
-0     0.892        0.722       0.170  0.86          0.16
-1     0.920        0.526       0.394  0.82          0.19
-2     0.909        0.730       0.179  0.89          0.18
-3     0.864        0.613       0.250  0.90          0.19
-4     0.863        0.776       0.087  0.89          0.19
-====  ===========  ==========  =====  ============  ===========
-
-MARGIN = 0.04 is about half the smallest gap; the live-coordinate threshold
-(0.5, and at least 0.3 above random) sits far from both groups. At lr 1e-3
-(the issue's quick experiment) the gaps were smaller (0.16, 0.08, 0.02 for
-seeds 0-2), hence 2e-3. The learned directions' best |cos| with the six
-factor axes ranged 0.50-0.99 (rotation weakest), which the test reports.
+thread, seed 0): RCA learned 0.933, random 0.902 (gap 0.031, about 4.6
+standard errors); live-coordinate energy 0.84 vs 0.16. RCA is measured with
+R's BatchNorm statistics re-estimated on fresh batches; the eval-mode
+running averages used before lagged behind R and had inflated the gap
+(0.72-0.78 for random directions then, seeds 0-4: gaps 0.09-0.39). The
+learned directions' best |cos| with the six factor axes is reported, not
+asserted: the objective does not guarantee alignment.
 """
 
 from __future__ import annotations
@@ -55,7 +47,7 @@ from napari_latentdirs.training.state import read_metrics
 
 STEPS = 1500
 SEED = 0
-MARGIN = 0.04
+SE_MULTIPLE = 3.0
 LIVE_THRESHOLD = 0.5
 
 
@@ -99,7 +91,10 @@ def test_learned_directions_are_more_distinguishable_than_random(runs, record_pr
               "best_abs_cos": dict(zip(FACTOR_NAMES, [round(float(c), 3) for c in cos]))}
     record_property("analytic_directions", json.dumps(report))
     print("analytic generator:", json.dumps(report))  # reported, not asserted: alignment is not guaranteed
-    assert learned > random + MARGIN, report
+    n = sets["unit"].meta["config"]["eval_batches"] * 32
+    se = ((learned * (1 - learned) + random * (1 - random)) / n) ** 0.5
+    assert learned - random > SE_MULTIPLE * se, report
+    assert sets["unit"].metrics["ce"] < sets["random"].metrics["ce"], report
 
 
 def test_learned_directions_leave_the_dead_coordinates(runs):
