@@ -25,10 +25,10 @@ import time
 import torch
 import torch.nn.functional as F
 
+from napari_latentdirs.directions.matrix import DirectionModel
+from napari_latentdirs.directions.voynov import direction_step, freeze, sample_inputs
 from napari_latentdirs.models.dcgan import Generator, dcgan_config
-from napari_latentdirs.models.directions import DirectionModel
 from napari_latentdirs.models.reconstructors import build_reconstructor
-from napari_latentdirs.training.directions import direction_step, freeze, sample_inputs
 
 
 def reference_step(G, A, R, optimizers, z, k, alpha, gamma):  # noqa: N803

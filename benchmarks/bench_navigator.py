@@ -41,8 +41,8 @@ def main() -> None:
     import napari
     from napari_latentdirs._napari.navigator import LatentNavigator
     from napari_latentdirs.analysis.navigation import shift_grid
+    from napari_latentdirs.directions.set import DirectionSet
     from napari_latentdirs.models.dcgan import Generator, dcgan_config
-    from napari_latentdirs.models.direction_set import DirectionSet
 
     torch.manual_seed(0)
     G = Generator(dcgan_config("paper")).eval().requires_grad_(False)  # noqa: N806

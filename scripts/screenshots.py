@@ -60,8 +60,8 @@ def main() -> None:
     if "gan" in demos:
         nav.load_demo("gan")
     else:
+        from napari_latentdirs.directions.set import DirectionSet
         from napari_latentdirs.models.dcgan import Generator, dcgan_config
-        from napari_latentdirs.models.direction_set import DirectionSet
 
         g = Generator(dcgan_config("tiny")).eval().requires_grad_(False)
         nav.set_model(g, DirectionSet(np.eye(32, 8, dtype=np.float32), "axes"), "random tiny DCGAN")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from napari_latentdirs.data.preprocess import DEFAULT, HU_MAX, HU_MIN
-from napari_latentdirs.models.direction_set import DirectionSet
+from napari_latentdirs.directions.set import DirectionSet
 from napari_latentdirs.utils.weights import (
     IncompleteCheckpointError,
     UnsafeWeightsError,

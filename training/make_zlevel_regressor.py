@@ -16,8 +16,8 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from napari_latentdirs.phantom import sample_slices
-from napari_latentdirs.phantom.probes import polar_features
-from napari_latentdirs.phantom.zlevel import asset_path, save_regressor, train_regressor_features
+from napari_latentdirs.probes.outline import polar_features
+from napari_latentdirs.probes.zlevel import asset_path, save_regressor, train_regressor_features
 from napari_latentdirs.utils.runtime import seed_everything
 
 
@@ -35,7 +35,7 @@ def main() -> None:
     print(f"rendered + featurised {args.n} slices in {time.time() - t0:.1f}s")
     model = train_regressor_features(feats, f["t"], epochs=args.epochs, seed=args.seed)
     xv, fv = sample_slices(500, seed=args.seed + 1)
-    from napari_latentdirs.phantom.zlevel import predict_features
+    from napari_latentdirs.probes.zlevel import predict_features
 
     pv = predict_features(model, polar_features(xv))
     rho = spearmanr(pv, fv["t"])[0]

@@ -6,7 +6,7 @@ import json
 import os
 
 from napari_latentdirs.cli import main
-from napari_latentdirs.models.direction_set import DirectionSet
+from napari_latentdirs.directions.set import DirectionSet
 
 
 def test_baseline_out_folder_gets_the_file_inside(tmp_path, capsys):

@@ -20,11 +20,11 @@ import torch
 from _tiny_runs import ENV, PY, SlicesWithNaN, drain, ellipses, tiny
 from safetensors.torch import load_file, save_file
 
+from napari_latentdirs.directions.set import FORMAT as DIRECTION_FORMAT
+from napari_latentdirs.directions.set import DirectionSet
 from napari_latentdirs.events import CheckpointSaved, Step, Stopped
 from napari_latentdirs.models import registry
 from napari_latentdirs.models.dcgan import Generator, dcgan_config
-from napari_latentdirs.models.direction_set import FORMAT as DIRECTION_FORMAT
-from napari_latentdirs.models.direction_set import DirectionSet
 from napari_latentdirs.training.data import TensorSlices, synthetic_ellipses
 from napari_latentdirs.training.gan import GANTrainer, train_gan
 from napari_latentdirs.utils.weights import save_weights, sidecar
@@ -118,8 +118,8 @@ def test_training_accepts_new_empty_and_its_own_folders(tmp_path):
 
 
 def test_direction_training_refuses_a_foreign_folder(tmp_path):
+    from napari_latentdirs.directions.voynov import DirectionsConfig, train_directions
     from napari_latentdirs.models.analytic import AnalyticEllipseGenerator
-    from napari_latentdirs.training.directions import DirectionsConfig, train_directions
 
     foreign = tmp_path / "mine"
     foreign.mkdir()
@@ -193,8 +193,8 @@ def test_forged_architecture_is_refused_before_the_network_is_allocated(tmp_path
 
 
 def test_forged_reconstructor_metadata_is_refused(tmp_path):
+    from napari_latentdirs.directions.voynov import load_reconstructor
     from napari_latentdirs.models.reconstructors import build_reconstructor
-    from napari_latentdirs.training.directions import load_reconstructor
     from napari_latentdirs.utils.weights import WeightsFormatError
 
     path = save_weights(tmp_path / "r.safetensors", build_reconstructor("lenet", 8, 1).state_dict(),

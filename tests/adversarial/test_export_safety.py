@@ -131,7 +131,7 @@ def test_every_exporter_drops_every_identifier(make_napari_viewer, marked_series
     assert (out / "stack.dcmdir" / "latent_001").is_dir()
 
     # The navigator's five formats, its latents encoded from a slice of the marked CT.
-    from napari_latentdirs.models.direction_set import DirectionSet
+    from napari_latentdirs.directions.set import DirectionSet
     from napari_latentdirs.models.vae import VAE, vae_config
 
     torch.manual_seed(0)

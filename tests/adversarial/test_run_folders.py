@@ -14,8 +14,13 @@ from pathlib import Path
 import pytest
 
 from napari_latentdirs.cli import main as cli_main
-from napari_latentdirs.pipeline import RunFolderError, check_run_folder, make_config, run_pipeline
-from napari_latentdirs.runfolder import from_run
+from napari_latentdirs.runs.folder import from_run
+from napari_latentdirs.runs.pipeline import (
+    RunFolderError,
+    check_run_folder,
+    make_config,
+    run_pipeline,
+)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +49,7 @@ def _stored_paths(run: Path) -> list[str]:
 
 def _review(run: Path, reader: str, notes: str) -> None:
     from napari_latentdirs.analysis.review import ReviewSession
-    from napari_latentdirs.models.direction_set import DirectionSet
+    from napari_latentdirs.directions.set import DirectionSet
 
     man = json.loads((run / "manifest.json").read_text())
     ds_path = from_run(run, man["sets"]["vae-lenet-unit32"]["path"])

@@ -15,8 +15,8 @@ from napari_latentdirs.analysis.labelling import (
     label_directions,
     measure_ellipse,
 )
+from napari_latentdirs.directions.set import DirectionSet
 from napari_latentdirs.models.analytic import FACTOR_NAMES, analytic_generator
-from napari_latentdirs.models.direction_set import DirectionSet
 from napari_latentdirs.phantom.factor_generator import AXIS_FACTORS, PhantomFactorGenerator
 
 

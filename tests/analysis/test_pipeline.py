@@ -10,7 +10,7 @@ import pytest
 
 from napari_latentdirs.analysis.labelling import ENTANGLED, NO_EFFECT, LabelResult
 from napari_latentdirs.cli import main as cli_main
-from napari_latentdirs.pipeline import make_config, run_pipeline
+from napari_latentdirs.runs.pipeline import make_config, run_pipeline
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_every_direction_of_the_phantom_vae_is_labelled(tiny_run):
 
 def test_report_command_rerenders_with_a_review(tiny_run, capsys):
     from napari_latentdirs.analysis.review import ReviewSession
-    from napari_latentdirs.models.direction_set import DirectionSet
+    from napari_latentdirs.directions.set import DirectionSet
 
     out, report = tiny_run
     man = json.loads((out / "manifest.json").read_text())

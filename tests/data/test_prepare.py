@@ -139,7 +139,7 @@ def test_cli_prepare(tree, tmp_path, capsys):
 
 def test_training_job_prepares_a_dicom_folder(tree, tmp_path):
     """The training dock's "DICOM folder" source: prepare into the run's cache, then train on it."""
-    from napari_latentdirs.training.jobs import open_training_data
+    from napari_latentdirs.jobs import open_training_data
 
     gen = open_training_data("DICOM folder", str(tree), 0, 0, tmp_path / "run")
     events = []

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_latentdirs.analysis.baselines import (
+from napari_latentdirs.directions.baselines import (
     compute_baseline,
     encoded_pca_directions,
     first_layer_matrix,
@@ -14,9 +14,9 @@ from napari_latentdirs.analysis.baselines import (
     random_directions,
     sefa_directions,
 )
+from napari_latentdirs.directions.set import DirectionSet
 from napari_latentdirs.models.analytic import AnalyticEllipseGenerator, best_abs_cosines
 from napari_latentdirs.models.dcgan import Generator, dcgan_config
-from napari_latentdirs.models.direction_set import DirectionSet
 from napari_latentdirs.models.vae import VAE, vae_config
 
 

@@ -35,14 +35,14 @@ import json
 import pytest
 import torch
 
+from napari_latentdirs.directions.matrix import DirectionModel
+from napari_latentdirs.directions.set import DirectionSet
+from napari_latentdirs.directions.voynov import DirectionsConfig, run_to_completion
 from napari_latentdirs.models.analytic import (
     FACTOR_NAMES,
     AnalyticEllipseGenerator,
     best_abs_cosines,
 )
-from napari_latentdirs.models.direction_set import DirectionSet
-from napari_latentdirs.models.directions import DirectionModel
-from napari_latentdirs.training.directions import DirectionsConfig, run_to_completion
 from napari_latentdirs.training.state import read_metrics
 
 STEPS = 1500

@@ -7,16 +7,16 @@ import threading
 import pytest
 import torch
 
-from napari_latentdirs.events import CheckpointSaved, Finished, Samples, Started, Step, Stopped
-from napari_latentdirs.models.analytic import AnalyticEllipseGenerator
-from napari_latentdirs.models.direction_set import DirectionSet
-from napari_latentdirs.training.directions import (
+from napari_latentdirs.directions.set import DirectionSet
+from napari_latentdirs.directions.voynov import (
     DIRECTIONS_FILE,
     RECONSTRUCTOR_FILE,
     DirectionsConfig,
     load_reconstructor,
     train_directions,
 )
+from napari_latentdirs.events import CheckpointSaved, Finished, Samples, Started, Step, Stopped
+from napari_latentdirs.models.analytic import AnalyticEllipseGenerator
 from napari_latentdirs.training.state import read_metrics
 from napari_latentdirs.utils.weights import load_weights
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from napari_latentdirs.models.analytic import AnalyticEllipseGenerator
-from napari_latentdirs.models.directions import DirectionModel
-from napari_latentdirs.models.reconstructors import build_reconstructor
-from napari_latentdirs.training.directions import (
+from napari_latentdirs.directions.matrix import DirectionModel
+from napari_latentdirs.directions.voynov import (
     DirectionsConfig,
     direction_step,
     evaluate,
@@ -16,6 +14,8 @@ from napari_latentdirs.training.directions import (
     sample_inputs,
     train_directions,
 )
+from napari_latentdirs.models.analytic import AnalyticEllipseGenerator
+from napari_latentdirs.models.reconstructors import build_reconstructor
 
 
 def _trained(steps: int = 150):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from napari_latentdirs.models.directions import DirectionModel, orthonormality_error
+from napari_latentdirs.directions.matrix import DirectionModel, orthonormality_error
+from napari_latentdirs.directions.voynov import DirectionsConfig, paper_steps, sample_inputs
 from napari_latentdirs.models.reconstructors import LeNetReconstructor, build_reconstructor
-from napari_latentdirs.training.directions import DirectionsConfig, paper_steps, sample_inputs
 
 
 def _perturb(model: DirectionModel, scale: float = 0.7) -> None:
@@ -38,8 +38,8 @@ def test_ortho_refuses_more_directions_than_latent_dims():
     with pytest.raises(ValueError, match="ortho.*K <= latent_dim"):
         DirectionModel(32, 100, "ortho")
     with pytest.raises(ValueError, match="ortho"):
+        from napari_latentdirs.directions.voynov import train_directions
         from napari_latentdirs.models.analytic import analytic_generator
-        from napari_latentdirs.training.directions import train_directions
 
         # Refused when called, before any step runs.
         train_directions(DirectionsConfig(K=33, variant="ortho"), analytic_generator(), "/nonexistent/never-created")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from napari_latentdirs.analysis.table1 import CELLS, PAPER, cell_config, cell_yaml, run_table
 from napari_latentdirs.cli import main
-from napari_latentdirs.models.direction_set import DirectionSet
-from napari_latentdirs.training.directions import DirectionsConfig
+from napari_latentdirs.directions.set import DirectionSet
+from napari_latentdirs.directions.voynov import DirectionsConfig
+from napari_latentdirs.runs.table1 import CELLS, PAPER, cell_config, cell_yaml, run_table
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "table1"
 

@@ -13,12 +13,12 @@ import pytest
 import torch
 from torch import nn
 
+from napari_latentdirs.directions.voynov import resolve_generator
 from napari_latentdirs.models.custom import (
     CustomGeneratorError,
     is_factory_spec,
     load_custom_generator,
 )
-from napari_latentdirs.training.directions import resolve_generator
 
 HERE = __name__  # this module is importable by name: its factories make the specs below
 
@@ -192,7 +192,7 @@ def test_cli_directions_and_baseline_with_a_plain_module_and_weights(plain_modul
                 "--device", "cpu"], root)
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout)
-    from napari_latentdirs.models.direction_set import DirectionSet
+    from napari_latentdirs.directions.set import DirectionSet
 
     ds = DirectionSet.load(out["output"])
     assert ds.K == 3 and ds.latent_dim == 4

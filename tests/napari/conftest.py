@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_latentdirs.models.direction_set import DirectionSet
+from napari_latentdirs.directions.set import DirectionSet
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from napari_latentdirs.models.direction_set import DirectionSet
+from napari_latentdirs.directions.set import DirectionSet
 
 HERE = __name__
 
@@ -79,7 +79,7 @@ def test_every_generator_source_and_method(make_napari_viewer, sync_workers, tmp
     ds = DirectionSet.load(dock.output)
     assert ds.K == 3
     if source == "factory":
-        from napari_latentdirs.training.directions import resolve_generator
+        from napari_latentdirs.directions.voynov import resolve_generator
 
         assert ds.latent_dim == 5
         assert ds.generator == resolve_generator(f"{HERE}:make_g", weights=tmp_path / "w.safetensors")[1]

@@ -124,7 +124,7 @@ def test_worker_exception_notifies_and_widget_recovers(make_napari_viewer, threa
 
 
 def test_directions_dock_shows_rca_and_ls_live(make_napari_viewer, sync_workers, tmp_path, saved_model):
-    from napari_latentdirs.models.direction_set import DirectionSet
+    from napari_latentdirs.directions.set import DirectionSet
 
     viewer = make_napari_viewer()
     _, dock = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Discover directions")

@@ -154,7 +154,7 @@ def test_switching_demo_models_newest_wins(make_napari_viewer, threaded_workers,
 def _run_folder(tmp_path, tiny_gan, tiny_dirs):
     """A `latentdirs run`-shaped folder: manifest, direction set, automatic labels."""
     from napari_latentdirs.analysis.labelling import LabelResult
-    from napari_latentdirs.models.direction_set import DirectionSet
+    from napari_latentdirs.directions.set import DirectionSet
     from napari_latentdirs.models.registry import generator_fingerprint, save_generator
 
     run = tmp_path / "myrun"

@@ -63,7 +63,7 @@ def test_threaded_stream_newest_request_wins(make_napari_viewer, threaded_worker
 
 
 def test_encode_ct_slice_with_a_vae(make_napari_viewer, sync_workers):
-    from napari_latentdirs.models.direction_set import DirectionSet
+    from napari_latentdirs.directions.set import DirectionSet
     from napari_latentdirs.models.vae import VAE, vae_config
 
     torch.manual_seed(0)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from napari_latentdirs.training.jobs import DATA_SOURCES
+from napari_latentdirs.jobs import DATA_SOURCES
 
 N_PATIENTS, N_SLICES = 2, 5
 

@@ -12,7 +12,7 @@ from napari_latentdirs.phantom import PROBE_NAMES, PROBE_TARGETS, probes, sample
 from napari_latentdirs.phantom.anatomy import breast_profile, render_slice_hu
 from napari_latentdirs.phantom.factors import Acquisition, SubjectFactors
 from napari_latentdirs.phantom.truth import effective_measures
-from napari_latentdirs.phantom.zlevel import asset_path, default_regressor, load_regressor
+from napari_latentdirs.probes.zlevel import asset_path, default_regressor, load_regressor
 
 # The packaged regressor was trained on seed 1234 (see its JSON sidecar);
 # this sample uses another seed, so its slices are held out.

@@ -110,8 +110,8 @@ def test_tiny_gan_trains_identically_in_a_child_process(tmp_path):
     cfg = config_from_dict("gan", preset="tiny", epochs=10, batch_size=4, device="cpu", fid=False, max_steps=3,
                            log_every=1, sample_every=100, n_samples=2)
     kwargs = {"kind": "gan", "cfg": cfg, "source": "synthetic phantom", "path": "", "n_phantom": 12, "seed": 0}
-    local, _ = _drain(EngineJob("napari_latentdirs.training.jobs:generator_job", {**kwargs, "run_dir": str(tmp_path / "a")})(threading.Event()))
-    job = EngineJob("napari_latentdirs.training.jobs:generator_job", {**kwargs, "run_dir": str(tmp_path / "b")})
+    local, _ = _drain(EngineJob("napari_latentdirs.jobs:generator_job", {**kwargs, "run_dir": str(tmp_path / "a")})(threading.Event()))
+    job = EngineJob("napari_latentdirs.jobs:generator_job", {**kwargs, "run_dir": str(tmp_path / "b")})
     remote, _ = _drain(run_in_process(job, threading.Event(), threads=torch.get_num_threads()))
     steps = [[e.losses for e in evs if isinstance(e, Step)] for evs in (local, remote)]
     assert len(steps[0]) == 3 and steps[0] == steps[1]

@@ -87,8 +87,8 @@ def test_checkpoint_from_eight_gpus_resumes_on_this_machine(tmp_path):
 # -- item 3: a directions run resumed on another device type ----------------------------------------
 
 def test_direction_run_resumes_from_a_checkpoint_of_another_device_type(tmp_path):
+    from napari_latentdirs.directions.voynov import DirectionsConfig, train_directions
     from napari_latentdirs.models.analytic import AnalyticEllipseGenerator
-    from napari_latentdirs.training.directions import DirectionsConfig, train_directions
     from napari_latentdirs.utils.weights import load_weights, save_weights
 
     cfg = DirectionsConfig(K=4, steps=4, batch_size=4, eval_batches=1, log_every=1, checkpoint_every=0,
@@ -210,8 +210,8 @@ def test_training_brings_losses_to_the_host_once_per_window(tmp_path):
 
 
 def test_direction_training_brings_stats_to_the_host_once_per_window(tmp_path):
+    from napari_latentdirs.directions.voynov import DirectionsConfig, train_directions
     from napari_latentdirs.models.analytic import AnalyticEllipseGenerator
-    from napari_latentdirs.training.directions import DirectionsConfig, train_directions
 
     cfg = DirectionsConfig(K=4, steps=8, batch_size=4, eval_batches=1, log_every=4, sync_every=4,
                            checkpoint_every=0, device="cpu", generator_kind="analytic")
@@ -286,10 +286,10 @@ def test_mixed_precision_stays_off_the_cpu():
 
 
 def test_direction_step_under_bf16_autocast_keeps_float32_losses():
+    from napari_latentdirs.directions.matrix import DirectionModel
+    from napari_latentdirs.directions.voynov import direction_step, freeze, sample_inputs
     from napari_latentdirs.models.analytic import AnalyticEllipseGenerator
-    from napari_latentdirs.models.directions import DirectionModel
     from napari_latentdirs.models.reconstructors import build_reconstructor
-    from napari_latentdirs.training.directions import direction_step, freeze, sample_inputs
 
     torch.manual_seed(0)
     G = freeze(AnalyticEllipseGenerator())  # noqa: N806
@@ -306,7 +306,7 @@ def test_direction_step_under_bf16_autocast_keeps_float32_losses():
 
 @pytest.mark.parametrize("device", ["cpu"])
 def test_directions_amp_is_off_on_the_cpu(device):
-    from napari_latentdirs.training.directions import directions_amp
+    from napari_latentdirs.directions.voynov import directions_amp
 
     for amp in ("auto", "bf16", "off"):
         assert directions_amp(amp, torch.device(device)) is None

@@ -154,9 +154,9 @@ class DirectionsDock(EngineDock):
         seed = self.seed_spin.value()
         kind = self.generator_kind(spec, weights)  # a wrong file or interface: a message before Start
         if method != "voynov":
-            return EngineJob("napari_latentdirs.training.jobs:baseline_job",
+            return EngineJob("napari_latentdirs.jobs:baseline_job",
                              {"method": method, "spec": spec, "K": K, "seed": seed, "run_dir": str(run_dir), "weights": weights})
-        from ..training.directions import DirectionsConfig
+        from ..directions.voynov import DirectionsConfig
         cfg = DirectionsConfig(  # the dataclass validates here, on the GUI thread, with a message
             K=K,
             variant=self.variant_combo.currentText(),
@@ -171,5 +171,5 @@ class DirectionsDock(EngineDock):
             checkpoint_every=200,
             eval_batches=4,
         )
-        return EngineJob("napari_latentdirs.training.jobs:directions_job",
+        return EngineJob("napari_latentdirs.jobs:directions_job",
                          {"cfg": cfg, "spec": str(spec), "run_dir": str(run_dir), "weights": weights})

@@ -49,8 +49,8 @@ from ..analysis.navigation import (
     window_limits,
 )
 from ..data.preprocess import Preprocessing
+from ..directions.set import DirectionSet
 from ..models.custom import is_factory_spec
-from ..models.direction_set import DirectionSet
 from .placement import add_generated, as_stack, axis_of, is_generated
 from .scroll import scrolling_layout
 from .stack_feed import StackFeed
@@ -277,7 +277,7 @@ class LatentNavigator(QWidget):
     ) -> None:
         """Load a generator file, run folder or ``module:factory`` (with ``weights``) and a
         direction set; warns when the set was made for another generator."""
-        from ..training.directions import resolve_generator
+        from ..directions.voynov import resolve_generator
 
         spec = str(generator_path)
         gen, fingerprint, _kind = resolve_generator(spec, weights=weights)

@@ -49,7 +49,7 @@ from ..analysis.review import (
     reviews_beside,
     score,
 )
-from ..models.direction_set import DirectionSet
+from ..directions.set import DirectionSet
 from .navigator import default_shift
 from .placement import add_generated, as_stack, axis_of
 from .scroll import scrolling_layout

@@ -15,7 +15,7 @@ from magicgui.widgets import FileEdit
 from qtpy.QtWidgets import QComboBox, QFormLayout, QSpinBox
 
 from ..engine_process import EngineJob
-from ..training.jobs import DATA_SOURCES, check_training_data
+from ..jobs import DATA_SOURCES, check_training_data
 from .engine_dock import EngineDock
 
 MODELS = {"GAN (DCGAN)": "gan", "VAE (ResNet)": "vae"}
@@ -103,6 +103,6 @@ class TrainingDock(EngineDock):
         path = str(self.data_edit.value or "") if source != DATA_SOURCES[0] else ""
         check_training_data(source, path)  # a missing folder or an empty cache: a message, not a failed job
         return EngineJob(
-            "napari_latentdirs.training.jobs:generator_job",
+            "napari_latentdirs.jobs:generator_job",
             {"kind": self.kind, "cfg": cfg, "source": source, "path": path, "n_phantom": self.phantom_n.value(), "seed": self.seed_spin.value(), "run_dir": str(run_dir)},
         )

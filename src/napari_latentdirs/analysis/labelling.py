@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from scipy import ndimage, stats
 
-from ..models.direction_set import DirectionSet
+from ..directions.set import DirectionSet
 
 NO_EFFECT = "no effect"
 ENTANGLED = "entangled"
@@ -121,7 +121,7 @@ def phantom_probes() -> ProbeSet:
     Rotation is the body's principal axis closest to horizontal, defined
     modulo 90 degrees, so its differences wrap with period 90.
     """
-    from ..phantom import probes  # lazy: the phantom package is optional at import time
+    from ..probes import outline as probes  # lazy: the phantom package is optional at import time
 
     names = tuple(probes.PROBE_NAMES)
     periods = dict(getattr(probes, "PERIODS", {"rotation": 90.0}))

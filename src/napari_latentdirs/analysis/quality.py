@@ -140,7 +140,7 @@ def probe_features(x: np.ndarray, reference: np.ndarray | None = None) -> tuple[
     from an earlier call on the reference sample; without it the stats come from
     ``x`` itself. Unmeasurable slices land far from everything.
     """
-    from ..phantom.probes import PROBE_NAMES, measure
+    from ..probes.outline import PROBE_NAMES, measure
 
     m = measure(np.asarray(x, np.float32))
     raw = np.stack([np.asarray(m[name], np.float64) for name in PROBE_NAMES], axis=1)

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..runfolder import from_run as resolve
+from ..runs.folder import from_run as resolve
 from ..utils.atomic import atomic_write_text
 from .htmlsafe import Html, escape, h, join
 from .labelling import LabelResult

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ..models.direction_set import DirectionSet
+from ..directions.set import DirectionSet
 from ..utils.atomic import atomic_write_text
 
 #: The reader's vocabulary: the automatic labeller's names (the phantom probes' factors,

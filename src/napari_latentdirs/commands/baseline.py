@@ -58,8 +58,8 @@ def output_path(out: str, method: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.baselines import compute_baseline
-    from ..training.directions import resolve_generator
+    from ..directions.baselines import compute_baseline
+    from ..directions.voynov import resolve_generator
 
     if args.method == "pca-encoded" and args.slices is None and args.phantom is None:
         print("error: pca-encoded needs --slices or --phantom", file=sys.stderr)

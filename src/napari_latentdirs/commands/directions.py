@@ -57,7 +57,7 @@ OVERRIDES = ("K", "variant", "reconstructor", "init", "steps", "steps_scale", "b
 
 
 def build_config(args: argparse.Namespace, **extra: Any):
-    from ..training.directions import DirectionsConfig
+    from ..directions.voynov import DirectionsConfig
 
     cfg = DirectionsConfig.from_yaml(args.config) if getattr(args, "config", None) else DirectionsConfig()
     changes = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k, None) is not None}
@@ -108,7 +108,7 @@ def drive_stoppable(events, stop: threading.Event, quiet: bool = False) -> Event
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..training.directions import (
+    from ..directions.voynov import (
         CHECKPOINT,
         DIRECTIONS_FILE,
         RunDir,

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis.quality import generator_quality
-    from ..training.directions import resolve_generator
+    from ..directions.voynov import resolve_generator
     from ..utils.atomic import atomic_write_text
 
     if args.n < 4:

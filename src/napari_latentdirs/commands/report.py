@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ..analysis.report import render
-    from ..pipeline import analyse
+    from ..runs.pipeline import analyse
 
     run = Path(args.run)
     if not (run / "manifest.json").exists() and not (run / "analysis" / "summary.json").exists():

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..pipeline import RunFolderError, make_config, run_pipeline
+    from ..runs.pipeline import RunFolderError, make_config, run_pipeline
 
     cfg = make_config(
         args.out,

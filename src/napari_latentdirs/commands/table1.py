@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis.table1 import CELLS, run_table
+    from ..runs.table1 import CELLS, run_table
 
     overrides = {k: getattr(args, k) for k in ("batch_size", "eval_batches", "seed") if getattr(args, k) is not None}
     overrides["device"] = args.device

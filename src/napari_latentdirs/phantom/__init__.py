@@ -11,8 +11,8 @@ Public API:
 
 from __future__ import annotations
 
+from ..probes.outline import PROBE_NAMES
 from .factors import FACTOR_NAMES, Acquisition, SubjectFactors, sample_acquisition, sample_subject
-from .probes import PROBE_NAMES
 from .sampling import sample_slices, slices_for
 from .truth import PROBE_NOMINAL, PROBE_TARGETS
 

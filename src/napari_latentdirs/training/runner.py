@@ -103,7 +103,7 @@ def load_data(spec: str, seed: int = 0, run_dir: Path | None = None) -> tuple[Da
     if not p.exists():
         raise FileNotFoundError(f"--data {spec}: no such slice cache (run `latentdirs prepare` first)")
     if run_dir is not None and p.is_dir() and not (p / "index.json").exists():
-        from .jobs import DATA_SOURCES, check_training_data, prepare_dicom_cache
+        from ..jobs import DATA_SOURCES, check_training_data, prepare_dicom_cache
 
         try:  # a DICOM folder: prepared into <run>/cache (the same function the training dock uses)
             check_training_data(DATA_SOURCES[2], p)

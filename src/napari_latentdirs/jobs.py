@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..events import Event, Finished, Message, Started, Step
+from .events import Event, Finished, Message, Started, Step
 
 #: training data sources, in the order the training dock lists them
 DATA_SOURCES = ("synthetic phantom", "prepared cache", "DICOM folder")
@@ -38,7 +38,7 @@ def check_training_data(source: str, path: str | Path | None) -> None:
     if not p.is_dir():
         raise ValueError(f"{source}: {p} is not a folder")
     if source == "prepared cache":
-        from ..data.cache import CacheIncompleteError, SliceCache
+        from .data.cache import CacheIncompleteError, SliceCache
 
         try:
             cache = SliceCache(p)
@@ -59,7 +59,7 @@ def check_training_data(source: str, path: str | Path | None) -> None:
 
 
 def _looks_like_dicom(p: Path) -> bool:
-    from ..dicom.discover import contains_dicom
+    from .dicom.discover import contains_dicom
 
     return contains_dicom(p, max_files=256, max_depth=6)
 
@@ -67,7 +67,7 @@ def _looks_like_dicom(p: Path) -> bool:
 def prepare_dicom_cache(folder: str | Path, run_dir: str | Path, workers: int = 1) -> Iterator[Event]:
     """Generator: prepare ``folder``'s CT series into ``<run_dir>/cache`` (series finished by an
     earlier start are reused, so Resume is quick); yields Messages, returns the cache path."""
-    from ..data.prepare import prepare
+    from .data.prepare import prepare
 
     cache_dir = Path(run_dir) / RUN_CACHE
     yield Message(f"preparing a slice cache from {folder} in {cache_dir} (series already done are reused)")
@@ -82,7 +82,7 @@ def prepare_dicom_cache(folder: str | Path, run_dir: str | Path, workers: int = 
 
 def open_training_data(source: str, path: str, n_phantom: int, seed: int, run_dir: Path) -> Iterator[Event]:
     """Generator: yields Messages while preparing, returns the training Dataset."""
-    from . import data as tdata
+    from .training import data as tdata
 
     check_training_data(source, path)
     if source == "synthetic phantom":
@@ -100,9 +100,9 @@ def generator_job(
     """Train a DCGAN (``kind="gan"``) or ResNet-VAE (``"vae"``) on the chosen data."""
     data = yield from open_training_data(source, path, n_phantom, seed, Path(run_dir))
     if kind == "gan":
-        from .gan import train_gan as engine
+        from .training.gan import train_gan as engine
     elif kind == "vae":
-        from .vae import train_vae as engine
+        from .training.vae import train_vae as engine
     else:
         raise ValueError(f"unknown generator kind {kind!r}; expected 'gan' or 'vae'")
     return (yield from engine(cfg, data, Path(run_dir), stop))
@@ -112,7 +112,7 @@ def directions_job(stop: threading.Event, *, cfg: Any, spec: str, run_dir: str |
                    weights: str | None = None) -> Iterator[Event]:
     """Voynov & Babenko direction discovery for the generator at ``spec`` (a file, a demo,
     or ``module:factory`` with optional ``weights``)."""
-    from .directions import resolve_generator, train_directions
+    from .directions.voynov import resolve_generator, train_directions
 
     gen, fp, _kind = resolve_generator(spec, weights=weights)  # a paper-size generator takes a moment to load
     return (yield from train_directions(replace(cfg, generator_fingerprint=fp), gen, Path(run_dir), stop))
@@ -121,8 +121,8 @@ def directions_job(stop: threading.Event, *, cfg: Any, spec: str, run_dir: str |
 def baseline_job(stop: threading.Event, *, method: str, spec: str, K: int, seed: int, run_dir: str | Path,  # noqa: N803, ARG001 - one closed-form step: nothing to stop
                  weights: str | None = None) -> Iterator[Event]:
     """A closed-form direction set (PCA/GANSpace, SeFa, random) saved like a learned one."""
-    from ..analysis.baselines import compute_baseline
-    from .directions import DIRECTIONS_FILE, resolve_generator
+    from .directions.baselines import compute_baseline
+    from .directions.voynov import DIRECTIONS_FILE, resolve_generator
 
     yield Started(total_steps=1, start_step=0, run_dir=Path(run_dir))
     gen, fp, _kind = resolve_generator(spec, weights=weights)

@@ -20,14 +20,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..events import Event, Finished, Stopped
-from ..models.direction_set import DirectionSet
-from ..training.directions import (
+from ..directions.set import DirectionSet
+from ..directions.voynov import (
     DIRECTIONS_FILE,
     DirectionsConfig,
     resolve_generator,
     train_directions,
 )
+from ..events import Event, Finished, Stopped
 
 GENERATORS = ("gan", "vae")
 RECONSTRUCTORS = ("resnet", "lenet")

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from .runfolder import RUN_FORMAT, RunFolderError, check_run_folder, from_run, rel_to
-from .utils.atomic import atomic_write_text
+from ..utils.atomic import atomic_write_text
+from .folder import RUN_FORMAT, RunFolderError, check_run_folder, from_run, rel_to
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ class Progress:
 
     def drive(self, events: Iterable[Any], desc: str) -> Any:
         """Consume an engine's events; return the last one (Finished or Stopped)."""
-        from .events import Finished, Message, Started, Step, Stopped
+        from ..events import Finished, Message, Started, Step, Stopped
 
         bar = None
         last = None
@@ -239,10 +239,10 @@ def stage_data(cfg: PipelineConfig, man: Manifest, prog: Progress) -> Path:
     out = Path(cfg.out)
     if "cache" in man.data and from_run(out, man.data["cache"]).exists():
         return from_run(out, man.data["cache"])
-    from .data.prepare import PrepareConfig, prepare
+    from ..data.prepare import PrepareConfig, prepare
 
     if cfg.data is None:
-        from .phantom import write_phantom_tree
+        from ..phantom import write_phantom_tree
 
         root = out / "phantom_dicom"
         prog.stage(f"writing a synthetic phantom DICOM tree ({cfg.patients} patients) to {root}")
@@ -270,7 +270,7 @@ def stage_data(cfg: PipelineConfig, man: Manifest, prog: Progress) -> Path:
 
 
 def _train_config(kind: str, cfg: PipelineConfig) -> Any:
-    from .training.config import config_from_dict
+    from ..training.config import config_from_dict
 
     epochs = cfg.vae_epochs if kind == "vae" else cfg.gan_epochs
     steps = cfg.vae_max_steps if kind == "vae" else cfg.gan_max_steps
@@ -294,8 +294,8 @@ def _train_config(kind: str, cfg: PipelineConfig) -> Any:
 
 
 def stage_generators(cfg: PipelineConfig, cache: Path, man: Manifest, prog: Progress) -> dict[str, Path]:
-    from .models.registry import GENERATOR_FILE, generator_fingerprint
-    from .training.data import open_cache
+    from ..models.registry import GENERATOR_FILE, generator_fingerprint
+    from ..training.data import open_cache
 
     out: dict[str, Path] = {}
     train = test = None
@@ -310,9 +310,9 @@ def stage_generators(cfg: PipelineConfig, cache: Path, man: Manifest, prog: Prog
             if train is None:
                 train, test = open_cache(cache)
             if kind == "vae":
-                from .training.vae import train_vae as engine
+                from ..training.vae import train_vae as engine
             else:
-                from .training.gan import train_gan as engine
+                from ..training.gan import train_gan as engine
             last = prog.drive(engine(tcfg, train, run_dir, threading.Event(), test_data=test), f"{kind.upper()}")
             if not gfile.exists():
                 raise RuntimeError(f"{kind} training ended without {gfile} (last event {last!r})")
@@ -331,7 +331,7 @@ def stage_generators(cfg: PipelineConfig, cache: Path, man: Manifest, prog: Prog
 
 
 def _direction_config(cfg: PipelineConfig, kind: str, rec: str, cell: str, gfile: Path, fp: str) -> Any:
-    from .training.directions import DirectionsConfig
+    from ..directions.voynov import DirectionsConfig
 
     variant, K = CELLS[cell]  # noqa: N806
     steps = cfg.direction_steps.get(kind, {}).get(rec) if cfg.direction_steps else None
@@ -355,8 +355,8 @@ def _direction_config(cfg: PipelineConfig, kind: str, rec: str, cell: str, gfile
 
 
 def stage_directions(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, prog: Progress) -> None:
-    from .models.registry import load_generator
-    from .training.directions import DIRECTIONS_FILE, train_directions
+    from ..directions.voynov import DIRECTIONS_FILE, train_directions
+    from ..models.registry import load_generator
 
     for kind, gfile in gens.items():
         fp = man.data["generators"][kind]["fingerprint"]
@@ -404,7 +404,7 @@ def stage_directions(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, 
 
 def make_baseline(method: str, G: Any, K: int = 32, seed: int = 0, slices: Any = None, generator: str = "") -> Any:  # noqa: N803
     """Baseline directions (``analysis.baselines.compute_baseline``)."""
-    from .analysis.baselines import compute_baseline
+    from ..directions.baselines import compute_baseline
 
     return compute_baseline(method, G, K, slices=slices, seed=seed, n_samples=2000, generator=generator)
 
@@ -413,7 +413,7 @@ def make_baseline(method: str, G: Any, K: int = 32, seed: int = 0, slices: Any =
 
 def _load_slices(cache: Path, split: str, n: int, seed: int) -> np.ndarray:
     """Up to ``n`` slices (N, H, W) of one split of the slice cache, a seeded random subset."""
-    from .data.cache import SliceCache
+    from ..data.cache import SliceCache
 
     sc = SliceCache(cache)
     try:
@@ -436,21 +436,21 @@ def _codes(z: np.ndarray, A: np.ndarray) -> np.ndarray:  # noqa: N803
 
 def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = None, progress: bool | None = None) -> Path:
     """Labels, scores, figures, interpolation and memorization for a finished run -> summary.json."""
-    from .analysis import figures as figs
-    from .analysis.disentanglement import dci, mig
-    from .analysis.interpolation import interpolate
-    from .analysis.inversion import InversionConfig
-    from .analysis.labelling import (
+    from ..analysis import figures as figs
+    from ..analysis.disentanglement import dci, mig
+    from ..analysis.interpolation import interpolate
+    from ..analysis.inversion import InversionConfig
+    from ..analysis.labelling import (
         LabelConfig,
         LabelResult,
         generate_images,
         label_directions,
         phantom_probes,
     )
-    from .analysis.memorization import memorization
-    from .analysis.report import PAPER_FACTORS, PAPER_TABLE1
-    from .models.direction_set import DirectionSet
-    from .models.registry import load_generator
+    from ..analysis.memorization import memorization
+    from ..analysis.report import PAPER_FACTORS, PAPER_TABLE1
+    from ..directions.set import DirectionSet
+    from ..models.registry import load_generator
 
     run = Path(run)
     man = Manifest(run)
@@ -695,8 +695,8 @@ def _showcase(res: Any, n: int = 8) -> tuple[list[int], list[str]]:
 
 
 def _sample_figure(gens: dict[str, Any], path: Path, window: tuple[float, float], seed: int) -> Path:
-    from .analysis.figures import _save_mosaic
-    from .analysis.labelling import generate_images
+    from ..analysis.figures import _save_mosaic
+    from ..analysis.labelling import generate_images
 
     rows = []
     for G in gens.values():  # noqa: N806
@@ -710,7 +710,7 @@ def _sample_figure(gens: dict[str, Any], path: Path, window: tuple[float, float]
 
 def run_pipeline(cfg: PipelineConfig) -> Path:
     """All stages; returns the report path."""
-    from .analysis.report import render
+    from ..analysis.report import render
 
     out = Path(cfg.out)
     check_run_folder(out)

@@ -26,7 +26,7 @@ steps on a GPU (every step is reported on the CPU, where that costs
 nothing); NaN/inf stops the run before anything is written from it. On CUDA
 G and R run under bfloat16 autocast (``amp``), the losses in float32.
 Outputs: ``<run>/directions.safetensors`` (a
-:class:`~napari_latentdirs.models.direction_set.DirectionSet`),
+:class:`~napari_latentdirs.directions.set.DirectionSet`),
 ``<run>/reconstructor.safetensors`` (R's weights), ``metrics.csv`` and
 TensorBoard logs. G is put in eval mode, frozen (``requires_grad_(False)``)
 and moved to the configured device.
@@ -48,9 +48,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..events import CheckpointSaved, Event, Finished, Message, Samples, Started, Step, Stopped
-from ..models.direction_set import DirectionSet
-from ..models.directions import DirectionModel, orthonormality_error
 from ..models.reconstructors import build_reconstructor, canonical_reconstructor, min_input_size
+from ..training.state import NonFiniteLossError, RunDir, ScalarLogger, check_run_folder
 from ..utils.runtime import bf16_supported, select_device, step_seed
 from ..utils.weights import (
     WeightsFormatError,
@@ -60,7 +59,8 @@ from ..utils.weights import (
     read_meta,
     save_weights,
 )
-from .state import NonFiniteLossError, RunDir, ScalarLogger, check_run_folder
+from .matrix import DirectionModel, orthonormality_error
+from .set import DirectionSet
 
 DIRECTIONS_FILE = "directions.safetensors"
 RECONSTRUCTOR_FILE = "reconstructor.safetensors"
@@ -114,7 +114,7 @@ class DirectionsConfig:
     generator_path: str = ""
 
     def __post_init__(self) -> None:
-        from ..models.directions import INITS, VARIANTS
+        from .matrix import INITS, VARIANTS
 
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown variant {self.variant!r}; choose from {VARIANTS}")

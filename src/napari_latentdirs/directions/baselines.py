@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..models.direction_set import DirectionSet
+from .set import DirectionSet
 
 METHODS = ("random", "ganspace", "pca-encoded", "sefa")
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..utils.weights import load_weights, save_weights
-from .probes import POLAR_ANGLES, POLAR_RADII, polar_features
+from .outline import POLAR_ANGLES, POLAR_RADII, polar_features
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The main job (``latentdirs run``): data, generators, directions, analysis and report, resumable."""
