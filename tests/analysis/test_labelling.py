@@ -97,7 +97,7 @@ PHANTOM_TRUTH = AXIS_FACTORS
 
 def test_phantom_probes_label_the_phantoms_own_factors():
     from napari_latentdirs.analysis.labelling import phantom_probes
-    from napari_latentdirs.phantom import zlevel
+    from napari_latentdirs.probes import zlevel
 
     g = PhantomFactorGenerator()
     rng = np.random.default_rng(0)
