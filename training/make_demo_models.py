@@ -20,6 +20,7 @@ import json
 import sys
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", choices=("gan", "vae"), default=None)
     ap.add_argument("--stage", choices=("generators", "all"), default="all")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--K", type=int, default=32, help="directions per set")
+    ap.add_argument("--quality-n", type=int, default=500, help="samples for the quality figures")
+    ap.add_argument("--label-latents", type=int, default=64, help="latents each direction is measured on")
     args = ap.parse_args(argv)
 
     import torch
@@ -85,18 +89,102 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sampling {args.slices} phantom slices (seed {args.seed})", flush=True)
     data = phantom_slices(args.slices, args.seed)
     times_path = args.work / "seconds.json"
-    seconds = json.loads(times_path.read_text()) if times_path.exists() else {}
     for kind in ("gan", "vae"):
         if args.only and kind != args.only:
             continue
         steps = args.gan_steps if kind == "gan" else args.vae_steps
         path, spent = train_generator(kind, data, args.work, steps, args.seed, args.recipe)
+        # Re-read just before writing: the GAN and the VAE may train in two processes at once.
+        seconds = json.loads(times_path.read_text()) if times_path.exists() else {}
         seconds[kind] = seconds.get(kind, 0.0) + spent
         times_path.write_text(json.dumps(seconds))
         print(f"[{kind}] generator: {path} ({seconds[kind] / 60:.1f} min of training in all)", flush=True)
     if args.stage == "generators":
         return 0
-    raise SystemExit("the directions stage is being rebuilt; run with --stage generators")
+    seconds = json.loads(times_path.read_text()) if times_path.exists() else {}
+    manifest = args.out / "README.json"
+    summary = json.loads(manifest.read_text()) if manifest.exists() else {}
+    for kind in ("gan", "vae"):
+        if args.only and kind != args.only:
+            continue
+        steps = args.gan_steps if kind == "gan" else args.vae_steps
+        summary[kind] = finish(kind, args, steps, seconds.get(kind))
+        summary["recipe"] = {"script": "training/make_demo_models.py",
+                             "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
+                                      if k not in ("out", "work")}}
+        manifest.write_text(json.dumps(summary, indent=2, default=str))
+    print(f"done -> {args.out}", flush=True)
+    return 0
+
+
+def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float | None) -> dict:
+    """Ship one trained generator: quality, K = 32 directions, labels and the random baseline."""
+    from napari_latentdirs.analysis.comparison import compare_sets
+    from napari_latentdirs.analysis.labelling import LabelConfig, label_directions, phantom_probes
+    from napari_latentdirs.analysis.quality import generator_quality
+    from napari_latentdirs.directions.baselines import random_directions
+    from napari_latentdirs.directions.set import DirectionSet
+    from napari_latentdirs.directions.voynov import DirectionsConfig, train_directions
+    from napari_latentdirs.models.registry import (
+        generator_fingerprint,
+        load_generator,
+        save_generator,
+    )
+    from napari_latentdirs.training.recipes import direction_recipe, recipe
+    from napari_latentdirs.utils.runtime import seed_everything
+
+    seed_everything(args.seed)
+    gen = load_generator(args.work / kind / "generator.safetensors")
+    gen_path = save_generator(args.out / f"{kind}_generator.safetensors", gen,
+                              {"demo": True, "recipe": args.recipe, "steps": steps, "data": "phantom",
+                               "slices": args.slices, "seed": args.seed})
+    fp = generator_fingerprint(gen_path)
+
+    print(f"[{kind}] quality against held-out phantom slices (n = {args.quality_n})", flush=True)
+    quality = generator_quality(gen, "phantom", n=args.quality_n, seed=args.seed)
+    for line in quality.lines():
+        print("  " + line, flush=True)
+
+    dcfg = DirectionsConfig(**{**direction_recipe(args.recipe), "K": args.K, "variant": "unit", "seed": args.seed,
+                               "device": "cpu", "generator_kind": kind, "generator_fingerprint": fp,
+                               "generator_path": gen_path.name, "log_every": 100, "checkpoint_every": 200})
+    print(f"[{kind}] discovering K = {dcfg.K} directions ({dcfg.steps} steps)", flush=True)
+    t0 = time.perf_counter()
+    dfin = _drain(train_directions(dcfg, gen, args.work / f"{kind}-directions", threading.Event()),
+                  f"{kind} directions", every=100)
+    dir_seconds = time.perf_counter() - t0
+    ds = DirectionSet.load(dfin.output)
+    rca = float(ds.metrics.get("rca", 0.0))
+    print(f"[{kind}] RCA {rca:.3f} (chance {1 / dcfg.K:.3f})", flush=True)
+
+    print(f"[{kind}] labelling the discovered set and a matched random set", flush=True)
+    probes = phantom_probes()
+    lcfg = LabelConfig(n_latents=args.label_latents, alphas=(-6.0, -3.0, 3.0, 6.0), seed=args.seed)
+    found = label_directions(gen, ds, probes, lcfg)
+    rand = label_directions(gen, random_directions(gen.latent_dim, dcfg.K, seed=args.seed + 1), probes, lcfg)
+    comparison = compare_sets([found], [rand], probes, seed=args.seed)
+    for r in comparison.rows:
+        print(f"  {r.factor:12s} discovered {r.discovered:.2f} random {r.random:.2f} "
+              f"difference {r.difference:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]", flush=True)
+
+    ds = DirectionSet(ds.A, ds.method, fp, list(found.labels), dict(ds.metrics),
+                      {**ds.meta, "demo": True, "selectivity": found.selectivity.tolist(),
+                       "label_alphas": list(lcfg.alphas), "duplicate_groups": found.groups})
+    dir_path = ds.save(args.out / f"{kind}_directions.safetensors")
+    sizes = {p.name: p.stat().st_size for p in (gen_path, dir_path)}
+    for name, size in sizes.items():
+        if size > MAX_BYTES:
+            raise RuntimeError(f"{name} is {size / 1e6:.1f} MB, over the 10 MB budget")
+    counts = {f: found.labels.count(f) for f in sorted(set(found.labels))}
+    print(f"[{kind}] labels {counts}; sizes {sizes}", flush=True)
+    return {
+        "generator": gen_path.name, "directions": dir_path.name, "labels": ds.labels, "metrics": ds.metrics,
+        "chance_rca": 1 / dcfg.K, "bytes": sizes, "generator_steps": steps,
+        "train_minutes": None if train_seconds is None else round(train_seconds / 60, 1),
+        "direction_minutes": round(dir_seconds / 60, 1), "direction_config": asdict(dcfg),
+        "quality": quality.to_dict(), "random_labels": list(rand.labels), "comparison": comparison.to_dict(),
+        "generator_recipe": recipe(args.recipe, kind),
+    }
 
 
 if __name__ == "__main__":

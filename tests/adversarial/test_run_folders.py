@@ -28,7 +28,7 @@ def small_run(tmp_path_factory):
     """The whole pipeline, as small as it goes (about a minute on two cores)."""
     out = tmp_path_factory.mktemp("runs") / "original"
     cfg = make_config(
-        out, "tiny", patients=2, slices_per_patient=6, generators=("vae",), vae_max_steps=2, vae_batch=4,
+        out, "tiny", patients=2, slices_per_patient=6, generators=("vae",), direction_seeds=(0,), quality_samples=0,
         reconstructors=("lenet",), cells=("unit32",), direction_steps={"vae": {"lenet": 2}}, direction_batch=4,
         direction_eval_batches=1, baselines=("random",), label_latents=2, label_boot=10, score_samples=30,
         memorization_samples=4, gifs=0, gif_frames=3, fig8_latents=2, interp_steps=2, inversion_restarts=1,

@@ -22,6 +22,10 @@ def tiny_run(tmp_path_factory):
         patients=2,
         slices_per_patient=12,
         generators=("vae",),
+        retrain=True,
+        direction_seeds=(0,),
+        quality_samples=40,
+        quality_spaces=("probes",),
         vae_max_steps=6,
         vae_batch=8,
         reconstructors=("lenet",),
@@ -47,7 +51,8 @@ def test_pipeline_writes_report_with_every_section(tiny_run):
     out, report = tiny_run
     assert report == out / "report" / "index.html"
     html = report.read_text()
-    for heading in ("Table 1", "Automatic labels", "Disentanglement scores", "Interpolation and memorization", "Review"):
+    for heading in ("Findings", "Table 1", "Discovered versus random", "k-nearest-neighbour precision", "Automatic labels",
+                    "Disentanglement scores", "Interpolation and memorization", "Review"):
         assert heading in html
     # Every image the page shows exists beside it (a self-contained page plus its PNG/GIF files).
     srcs = re.findall(r'src="([^"]+)"', html)
@@ -86,6 +91,15 @@ def test_every_direction_of_the_phantom_vae_is_labelled(tiny_run):
     cell = rows[("vae", "lenet", "unit32")]
     assert 0.0 <= cell["rca"] <= 1.0 and cell["ls"] >= 0.0
     assert summary["interpolation"]["vae"]["method"] == "encoder"
+    # Four direction steps learn nothing: the set is flagged and kept out of the comparison.
+    assert cell["learned"] == (cell["rca"] >= 0.5)
+    cmp = summary["comparison"]["vae"]
+    assert cmp["random"] == ["vae-random"]
+    if not cell["learned"]:
+        assert cmp["not_learned"] == ["vae-lenet-unit32"] and "rows" not in cmp
+        assert any("directions not learned" in w for w in summary["warnings"])
+    q = summary["quality"]["vae"]["spaces"]["probes"]
+    assert q["ceiling"]["precision"] > 0.5 and 0.0 <= q["generated"]["recall"] <= 1.0
     assert summary["memorization"]["vae"]["ratio"] > 0
 
 

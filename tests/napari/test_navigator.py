@@ -96,3 +96,31 @@ def test_bundled_demo_models_load_and_fit_the_budget(make_napari_viewer, sync_wo
         assert nav.model_name == f"demo {name.upper()}" and nav.directions.labels is not None
         assert nav.layer.data.shape == (1, 3, 1, 128, 128)
         assert nav.direction_list.item(0).text().startswith("#0 ")
+
+
+def test_a_set_that_did_not_learn_is_flagged_and_the_demo_sets_are_not(make_napari_viewer, sync_workers, tmp_path):
+    import threading
+
+    from napari_latentdirs.analysis.demo import DEMO_NAMES, require_demo
+    from napari_latentdirs.directions.set import LEARNED_RCA, NOT_LEARNED, DirectionSet
+    from napari_latentdirs.directions.voynov import DirectionsConfig, train_directions
+    from napari_latentdirs.models.registry import load_generator
+
+    viewer, nav = _open(make_napari_viewer)
+    nav.n_spin.setValue(1)
+    nav.frames_spin.setValue(3)
+    for name in DEMO_NAMES:
+        m = require_demo(name)
+        demo = DirectionSet.load(m.directions)
+        assert demo.metrics["rca"] >= LEARNED_RCA and demo.not_learned() is None
+        nav.set_model(load_generator(m.generator), demo, f"demo {name}")
+        assert NOT_LEARNED not in nav.model_label.text()
+
+    g = load_generator(require_demo("vae").generator)
+    cfg = DirectionsConfig(K=32, steps=3, batch_size=4, eval_batches=1, device="cpu", checkpoint_every=0,
+                           generator_kind="vae")
+    events = list(train_directions(cfg, g, tmp_path / "few", threading.Event()))
+    few = DirectionSet.load(events[-1].output)
+    assert few.metrics["rca"] < LEARNED_RCA  # three steps learn nothing: the premise of the flag
+    nav.set_model(g, few, "three steps")
+    assert NOT_LEARNED in nav.model_label.text()

@@ -345,6 +345,12 @@ class LatentNavigator(QWidget):
         run = f"; run {self.info.run}" if self.info is not None and self.info.run else ""
         self.model_label.setText(f"{name}: {kind}, d={generator.latent_dim}, {k} directions "
                                  f"({directions.method if directions else 'none'}){run}")
+        warning = directions.not_learned() if directions is not None else None
+        if warning:
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"latent navigator: {warning}")
+            self.model_label.setText(self.model_label.text() + f"\n⚠ {warning}")
         self._set_model_controls(True)
         self.source_combo.setCurrentIndex(0)
         self.z = random_latents(self.n_spin.value(), generator.latent_dim, self.seed_spin.value())

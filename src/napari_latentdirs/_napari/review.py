@@ -229,6 +229,12 @@ class ReviewWidget(QWidget):
         if self.directions.latent_dim != self.generator.latent_dim:
             raise ValueError("the direction set does not belong to this generator (latent sizes differ)")
         self.feed.set_generator(self.generator)
+        warning = self.directions.not_learned()
+        if warning:
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"review: {warning}")
+            self.status.setText(f"⚠ {warning}")
 
     def start(self, generator_path: Path, directions_path: Path) -> None:
         self._set_model(generator_path, directions_path)

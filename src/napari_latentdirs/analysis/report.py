@@ -27,6 +27,7 @@ from ..runs.folder import from_run as resolve
 from ..utils.atomic import atomic_write_text
 from .htmlsafe import Html, escape, h, join
 from .labelling import LabelResult
+from .report_findings import comparison_table, headline, quality_table
 
 log = logging.getLogger(__name__)
 
@@ -103,18 +104,17 @@ def _plain(fragment: Html | str) -> str:
 
 
 def _table1(summary: dict[str, Any]) -> Html:
-    ours = {(r.get("generator"), r.get("reconstructor"), r.get("config")): r for r in summary.get("table1", [])}
+    ours: dict[tuple, list[dict[str, Any]]] = {}
+    for r in summary.get("table1", []):
+        ours.setdefault((r.get("generator"), r.get("reconstructor"), r.get("config")), []).append(r)
     rows = []
     for gen in ("gan", "vae"):
         for rec in ("resnet", "lenet"):
             cells = [h('<td class="l">{}</td><td class="l">{}</td>', gen.upper(), "ResNet" if rec == "resnet" else "LeNet")]
             for cfg in ("ortho32", "unit32", "unit100"):
                 p_rca, p_ls = PAPER_TABLE1[(gen, rec, cfg)]
-                r = ours.get((gen, rec, cfg))
-                o_rca = r.get("rca") if r else None
-                o_ls = r.get("ls") if r else None
-                cells.append(h("<td><b>{}</b></td><td><b>{}</b></td><td class=muted>{:.4f}</td><td class=muted>{:.4f}</td>",
-                               _f(o_rca), _f(o_ls), p_rca, p_ls))
+                cells.append(h("{}<td class=muted>{:.4f}</td><td class=muted>{:.4f}</td>",
+                               _our_cell(ours.get((gen, rec, cfg), [])), p_rca, p_ls))
             rows.append(h("<tr>{}</tr>", join(cells)))
     head1 = join(h('<th colspan="4">{}</th>', CONFIG_TITLES[c]) for c in ("ortho32", "unit32", "unit100"))
     head2 = Html("<th>RCA</th><th>L<sub>s</sub></th><th>paper RCA</th><th>paper L<sub>s</sub></th>" * 3)
@@ -123,6 +123,18 @@ def _table1(summary: dict[str, Any]) -> Html:
         '<table><tr><th class="l" rowspan="2">G</th><th class="l" rowspan="2">R</th>{}</tr><tr>{}</tr>{}</table>{}',
         head1, head2, join(rows), h('<p class="small">{}</p>', note) if note else Html(""),
     )
+
+
+def _our_cell(runs: list[dict[str, Any]]) -> Html:
+    """Our RCA and L_s for one cell: the mean over discovery seeds, with the seeds' range."""
+    rca = [float(r["rca"]) for r in runs if r.get("rca") is not None]
+    ls = [float(r["ls"]) for r in runs if r.get("ls") is not None]
+    if not rca:
+        return h("<td>{}</td><td>{}</td>", MUTED_DASH, MUTED_DASH)
+    cls = "" if all(r.get("learned", True) for r in runs) else ' class="bad"'
+    spread = h('<br><span class="small muted">{:.3f}&ndash;{:.3f}, {} seeds</span>', min(rca), max(rca), len(rca)) if len(rca) > 1 else Html("")
+    return h("<td{}><b>{}</b>{}</td><td><b>{}</b></td>", Html(cls), _f(sum(rca) / len(rca)), spread,
+             _f(sum(ls) / len(ls)) if ls else MUTED_DASH)
 
 
 def _label_table(res: LabelResult, max_rows: Any = 40) -> Html:
@@ -245,21 +257,35 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
     if summary.get("warnings"):
         body.append(h("<ul>{}</ul>", join(h('<li class="warn">{}</li>', w) for w in summary["warnings"])))
 
-    # Overview
+    body.append(Html(
+        '<p class="small">Contents: <a href="#findings">findings</a> &middot; <a href="#generators">generators</a> &middot; '
+        '<a href="#table1">Table 1</a> &middot; <a href="#random">discovered vs random</a> &middot; '
+        '<a href="#factors">factors found</a> &middot; <a href="#figures">figures</a> &middot; '
+        '<a href="#labels">labels</a> &middot; <a href="#scores">scores</a> &middot; '
+        '<a href="#memorization">interpolation and memorization</a> &middot; <a href="#review">review</a></p>'))
+    body.append(h('<h2 id="findings">Findings</h2>{}', headline(summary)))
+
     gens = summary.get("generators", {})
     if gens:
         rows = join(
-            h('<tr><td class="l">{}</td><td class="l small">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
-              k, str(v.get("fingerprint", ""))[:12], _f(v.get("fid"), 1), _i(v.get("train_slices", "")), _f(v.get("seconds"), 0))
+            h('<tr><td class="l">{}</td><td class="l small">{}</td><td class="l small">{}</td><td>{}</td><td>{}</td></tr>',
+              k, str(v.get("fingerprint", ""))[:12], v.get("source", ""), _f(v.get("fid"), 1), _f(v.get("seconds"), 0))
             for k, v in gens.items()
         )
-        body.append(h("<h2>Generators</h2><table><tr><th class=l>model</th><th class=l>fingerprint</th><th>FID</th>"
-                      "<th>train slices</th><th>seconds</th></tr>{}</table>", rows))
+        body.append(h('<h2 id="generators">Generators</h2><table><tr><th class=l>model</th><th class=l>fingerprint</th>'
+                      "<th class=l>source</th><th>FID</th><th>seconds here</th></tr>{}</table>", rows))
+        body.append(quality_table(summary.get("quality", {})))
         body.append(_img(figs.get("samples", "samples.png"), Html("Random samples from each generator (CT window &minus;1000..400 HU)."), out_dir))
 
-    body.append(Html("<h2>Table 1: reconstructor accuracy (RCA) and shift loss L<sub>s</sub></h2>"))
-    body.append(Html("<p>Our numbers (bold columns) beside the paper's (grey). Higher RCA and lower L<sub>s</sub> are better.</p>"))
+    body.append(Html('<h2 id="table1">Table 1: reconstructor accuracy (RCA) and shift loss L<sub>s</sub></h2>'))
+    body.append(Html("<p>Our numbers (bold columns) beside the paper's (grey). Higher RCA and lower L<sub>s</sub> are better; "
+                     "chance RCA is 1/K (0.031 for K = 32, 0.010 for K = 100). A red cell holds a set that did not learn.</p>"))
     body.append(_table1(summary))
+
+    body.append(Html('<h2 id="random">Discovered versus random directions</h2>'))
+    body.append(h('<p class="small">{}</p>', summary.get("comparison_note", "")))
+    for kind, c in summary.get("comparison", {}).items():
+        body.append(comparison_table(kind, c))
 
     # Factors found
     found = summary.get("factors_found", {})
@@ -274,8 +300,10 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
             n = sum(f in ff for f in PAPER_FACTORS)
             rows.append(h('<tr><td class="l">{}</td><td>{}/8</td>{}</tr>', name, n, cells))
         body.append(h(
-            "<h2>Paper factors found by automatic labelling</h2>"
-            "<p>Cell: direction index (selectivity). A factor counts as found when some direction carries its label, i.e. its selectivity passed the threshold.</p>"
+            '<h2 id="factors">Paper factors found by automatic labelling</h2>'
+            "<p>Cell: direction index (selectivity). A factor counts as found when some direction carries its label, i.e. its "
+            "selectivity passed the threshold. Random sets are listed too: a factor a random set also finds is no evidence "
+            "of the method.</p>"
             '<table><tr><th class="l">direction set</th><th>found</th>{}</tr>{}</table>',
             head, join(rows),
         ))
@@ -293,7 +321,7 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
         ))
         body.append(_img(figs.get("fig8", "fig8_z_position.png"), "Fig. 8 layout: random latents shifted along the z-position direction.", out_dir))
 
-    body.append(Html("<h2>Discovered directions</h2>"))
+    body.append(Html('<h2 id="figures">Discovered directions</h2>'))
     for key, cap in (("fig2_vae", "Fig. 2 layout, VAE"), ("fig2_gan", "Fig. 2 layout, GAN")):
         if key in figs:
             body.append(_img(figs[key], cap + ": the best-ranked direction per factor; centre column is the original latent, left/right negative/positive shifts.", out_dir))
@@ -305,8 +333,14 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
         if key in figs:
             body.append(_img(figs[key], cap, out_dir))
 
-    body.append(Html("<h2>Automatic labels</h2>"))
+    body.append(Html('<h2 id="labels">Automatic labels</h2>'))
     body.append(h("<p>{}</p>", summary.get("labelling_note", "")))
+    body.append(Html(
+        '<p class="small">Columns: <b>rank</b> by score; <b>dir</b> the direction index; <b>label</b> a factor, entangled '
+        "or no effect; <b>effect</b> the top factor's effect in natural SDs over the shift range and its sign; <b>95% CI</b> "
+        "its bootstrap interval; <b>selectivity</b> the top factor's share of the direction's significant effects; "
+        "<b>consistency</b> the share of latents agreeing on the sign; <b>dup.</b> the duplicate group; then each factor's "
+        "significant effect (green: the labelled factor). Click a set to open its table.</p>"))
     for s in sets:
         lp = s.get("labels_path")
         if not lp or not resolve(run, lp).exists():
@@ -315,12 +349,14 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
         n_lab = sum(lab in res.factors for lab in res.labels)
         groups = "; ".join("{" + ", ".join(map(str, g)) + "}" for g in res.groups) or "none"
         body.append(h(
-            "<h3>{}</h3><p class=small>{} directions: {} selective, {} entangled, {} without effect. Duplicate groups: {}.</p>",
-            s["name"], res.K, n_lab, res.labels.count("entangled"), res.labels.count("no effect"), groups,
+            "<details><summary><b>{}</b> &mdash; {} directions: {} selective, {} entangled, {} without effect{}</summary>"
+            "<p class=small>Duplicate groups: {}.</p>{}</details>",
+            s["name"], res.K, n_lab, res.labels.count("entangled"), res.labels.count("no effect"),
+            Html(' <span class="bad">(not learned)</span>') if s.get("learned") is False else Html(""),
+            groups, _label_table(res, max_rows=s.get("table_rows", 40)),
         ))
-        body.append(_label_table(res, max_rows=s.get("table_rows", 40)))
 
-    body.append(Html("<h2>Disentanglement scores against the measured factors</h2>"))
+    body.append(Html('<h2 id="scores">Disentanglement scores against the measured factors</h2>'))
     body.append(h("<p class=small>{}</p>", summary.get("disentanglement_note", "")))
     rows = join(
         h('<tr><td class="l">{}</td><td class="l">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/8</td></tr>',
@@ -334,7 +370,7 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
         rows,
     ))
 
-    body.append(Html("<h2>Interpolation and memorization (appendix C)</h2>"))
+    body.append(Html('<h2 id="memorization">Interpolation and memorization (appendix C)</h2>'))
     for gname, it in summary.get("interpolation", {}).items():
         cap = h("Fig. 11 layout, {}: held-out slice A (top left) and B (bottom right) embedded by "
                 "{} (reconstruction MSE {:.4f}, {:.4f}); the path between their latents. "
@@ -350,13 +386,13 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
         )
         body.append(h(
             "<p>Nearest-training-slice RMS distance (model space, 64&times;64). A ratio well below 1 means samples sit closer to "
-            "training slices than unseen real slices do: memorization.</p>"
+            "training slices than unseen real slices do: memorization (red below 0.5, green otherwise).</p>"
             '<table><tr><th class="l">generator</th><th>samples: median NN distance</th><th>held-out: median NN distance</th>'
             "<th>ratio</th><th>near-copies</th></tr>{}</table>",
             rows,
         ))
 
-    body.append(Html("<h2>Review</h2>"))
+    body.append(Html('<h2 id="review">Review</h2>'))
     body.append(_review_section(run, sets))
     t = summary.get("timings", {})
     cpu = summary.get("cpu_seconds", {})

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..events import CheckpointSaved, Event, Finished, Message, Started, Step, Stopped
+from ..events import Event, Finished, Stopped
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +36,12 @@ def add_generator_weights(p: argparse.ArgumentParser) -> None:
 
 def add_direction_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, help="YAML config (e.g. training/table1/gan_lenet_unit_k32.yaml); flags override it")
+    p.add_argument("--recipe", choices=("paper", "cpu"),
+                   help="named settings (training/recipes.py): paper (default) or cpu (LeNet at 64x64, lr 3e-3, "
+                        "batch 32, 800 steps); --config and flags override it")
     p.add_argument("--K", type=int, dest="K", help="number of directions (default 32)")
+    p.add_argument("--reconstructor-input", type=int, dest="reconstructor_input",
+                   help="image size R sees (the pair is area-averaged to it); default: the generator's")
     p.add_argument("--variant", choices=("unit", "ortho", "random"))
     p.add_argument("--reconstructor", choices=("lenet", "resnet18"))
     p.add_argument("--init", choices=("random", "axes"))
@@ -52,59 +56,33 @@ def add_direction_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:1, mps")
 
 
-OVERRIDES = ("K", "variant", "reconstructor", "init", "steps", "steps_scale", "batch_size", "lr", "seed",
+OVERRIDES = ("K", "variant", "reconstructor", "reconstructor_input", "init", "steps", "steps_scale", "batch_size", "lr", "seed",
              "eval_batches", "log_every", "checkpoint_every", "device")
 
 
 def build_config(args: argparse.Namespace, **extra: Any):
     from ..directions.voynov import DirectionsConfig
+    from ..training.recipes import direction_recipe
 
-    cfg = DirectionsConfig.from_yaml(args.config) if getattr(args, "config", None) else DirectionsConfig()
+    base = direction_recipe(getattr(args, "recipe", None) or "paper")
+    cfg = DirectionsConfig.from_yaml(args.config, base) if getattr(args, "config", None) else DirectionsConfig(**base)
     changes = {k: getattr(args, k) for k in OVERRIDES if getattr(args, k, None) is not None}
     return replace(cfg, **changes, **extra)
 
 
 def drive(events, quiet: bool = False) -> Event | None:
-    """Render engine events with a progress bar; Ctrl-C stops cleanly (checkpoint first)."""
-    from tqdm import tqdm
+    """Render engine events with a progress bar (``console.Progress``)."""
+    from ..console import Progress
 
-    bar = None
-    last: Event | None = None
-    try:
-        for ev in events:
-            last = ev
-            if isinstance(ev, Started):
-                bar = tqdm(total=ev.total_steps, initial=ev.start_step, disable=quiet, unit="step", file=sys.stderr)
-            elif isinstance(ev, Step) and bar is not None:
-                bar.update(ev.step - bar.n)
-                if ev.step % 50 == 0 and ev.losses:
-                    bar.set_postfix(acc=f"{ev.losses.get('accuracy', 0):.3f}", ce=f"{ev.losses.get('ce', 0):.3f}")
-            elif isinstance(ev, (Message, CheckpointSaved)) and not quiet:
-                print(ev.text if isinstance(ev, Message) else f"checkpoint: {ev.path}", file=sys.stderr)
-    finally:
-        if bar is not None:
-            bar.close()
-    return last
+    return Progress(not quiet).drive(events, "directions")
 
 
 def drive_stoppable(events, stop: threading.Event, quiet: bool = False) -> Event | None:
-    """``drive`` with the first Ctrl-C turned into a stop request, so the engine checkpoints
-    between steps (a KeyboardInterrupt raised inside a step would kill the generator)."""
-    previous = signal.getsignal(signal.SIGINT)
+    """``drive`` with the first Ctrl-C turned into a stop request (``console.stop_on_signals``)."""
+    from ..console import stop_on_signals
 
-    def request_stop(signum: int, frame: Any) -> None:
-        stop.set()
-        signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts for real
-        print("\nstopping after this step (Ctrl-C again to abort)...", file=sys.stderr)
-
-    in_main = threading.current_thread() is threading.main_thread()
-    if in_main:
-        signal.signal(signal.SIGINT, request_stop)
-    try:
+    with stop_on_signals(stop):
         return drive(events, quiet=quiet)
-    finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
 
 
 def run(args: argparse.Namespace) -> int:

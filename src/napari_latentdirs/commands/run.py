@@ -8,7 +8,7 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
-        help="generate/prepare data, train a VAE and a GAN, discover and label directions, write the report",
+        help="prepare data, train (or take the bundled) VAE and GAN, discover and label directions, write the report",
         description="The whole pipeline in one command. Without --data it runs on the embedded synthetic phantom; "
         "re-running with the same --out resumes from the last finished stage.",
     )
@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gan-epochs", type=int, default=None)
     p.add_argument("--vae-epochs", type=int, default=None)
     p.add_argument("--label-latents", type=int, default=None, help="latents per direction for the automatic labels")
+    p.add_argument("--retrain", action="store_true",
+                   help="train new generators on the phantom instead of starting from the bundled demo models")
+    p.add_argument("--workers", type=int, default=None, help="direction sets trained at once on a CPU (default 2)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (logs only)")
     p.set_defaults(func=main)
 
@@ -38,6 +41,8 @@ def main(args: argparse.Namespace) -> int:
         gan_epochs=args.gan_epochs,
         vae_epochs=args.vae_epochs,
         label_latents=args.label_latents,
+        retrain=args.retrain or None,
+        workers=args.workers,
         progress=not args.no_progress,
     )
     try:

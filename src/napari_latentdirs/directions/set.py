@@ -20,6 +20,11 @@ from ..utils.weights import load_weights, save_weights
 
 FORMAT = "napari-latentdirs/direction-set/1"
 
+#: Reconstructor accuracy below which a learned set counts as not learned (the report, the main
+#: job's comparison and the napari widgets all use it).
+LEARNED_RCA = 0.5
+NOT_LEARNED = "directions not learned: labels reflect the random initialisation"
+
 
 @dataclass
 class DirectionSet:
@@ -47,6 +52,14 @@ class DirectionSet:
     @property
     def K(self) -> int:  # noqa: N802 - the paper's symbol
         return int(self.A.shape[1])
+
+    def not_learned(self) -> str | None:
+        """The warning for a learned set whose RCA stayed below :data:`LEARNED_RCA`; None otherwise
+        (closed-form and random sets carry no RCA)."""
+        rca = self.metrics.get("rca")
+        if not isinstance(rca, int | float) or rca >= LEARNED_RCA:
+            return None
+        return f"{NOT_LEARNED} (RCA {rca:.3f}; chance {1 / self.K:.3f})"
 
     def direction(self, k: int) -> np.ndarray:
         return self.A[:, k]

@@ -153,7 +153,8 @@ class DirectionsConfig:
         return cls(**d)
 
     @classmethod
-    def from_yaml(cls, path: str | Path) -> DirectionsConfig:
+    def from_yaml(cls, path: str | Path, base: dict[str, Any] | None = None) -> DirectionsConfig:
+        """The file's settings over ``base`` (e.g. a named recipe) over the defaults."""
         import yaml
 
         data = yaml.safe_load(Path(path).read_text()) or {}
@@ -161,7 +162,7 @@ class DirectionsConfig:
             raise ValueError(f"{path}: expected a mapping of config keys")
         data.pop("cell", None)
         data.pop("paper", None)
-        return cls.from_dict(data)
+        return cls.from_dict({**(base or {}), **data})
 
 
 # -- one step ----------------------------------------------------------------------

@@ -58,7 +58,10 @@ class DCGANConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> DCGANConfig:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}")
+        return cls(**d)
 
 
 PRESETS: dict[str, DCGANConfig] = {

@@ -14,15 +14,14 @@ argument: slices of the wrong size, NaN/inf or out-of-range pixels, a bad
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import signal
 import threading
 from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from ..events import CheckpointSaved, EpochEnd, Finished, Message, Started, Step, Stopped
+from ..console import stop_on_signals
+from ..events import CheckpointSaved, Finished, Started, Stopped
 from . import ddp
 from .config import TrainConfig, config_from_dict, load_config
 from .recipes import RECIPES, recipe
@@ -151,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     main = info.is_main
     try:
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop):
             for ev in trainer.run(stop):
                 if main:
                     _print_event(ev, args.model, trainer, info, cfg, out)
@@ -164,41 +163,19 @@ def run(args: argparse.Namespace) -> int:
     return 130 if stop.is_set() else 0
 
 
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event):
-    """First Ctrl-C / SIGTERM: stop after the current step with a checkpoint; second: abort."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):  # noqa: ARG001
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        print("stopping after this step (again to abort without a checkpoint)", flush=True)
-
-    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, h in old.items():
-            signal.signal(sig, h)
-
-
 def _print_event(ev, model, trainer, info, cfg, out) -> None:
+    from ..console import event_line
+
     if isinstance(ev, Started):
         print(f"{model}: {ev.total_steps} steps on {trainer.device} x{info.world_size}, "
               f"starting at {ev.start_step}; run folder {ev.run_dir}", flush=True)
-    elif isinstance(ev, Step) and (ev.step % max(cfg.log_every, 1) == 0 or ev.step == ev.total_steps):
-        losses = " ".join(f"{k}={v:.4g}" for k, v in ev.losses.items())
-        print(f"step {ev.step}/{ev.total_steps} {losses}", flush=True)
-    elif isinstance(ev, EpochEnd):
-        print(f"epoch {ev.epoch}: " + " ".join(f"{k}={v:.4g}" for k, v in ev.metrics.items()), flush=True)
-    elif isinstance(ev, Message):
-        print(ev.text, flush=True)
     elif isinstance(ev, CheckpointSaved):
         log.debug("checkpoint %s", ev.path)
     elif isinstance(ev, Stopped):
         print(f"stopped at step {ev.step}; resume with --resume {out}", flush=True)
     elif isinstance(ev, Finished):
         print(f"finished at step {ev.step}: generator {ev.output} {ev.metrics}", flush=True)
+    else:
+        line = event_line(ev, cfg.log_every)
+        if line is not None:
+            print(line, flush=True)

@@ -1,0 +1,314 @@
+"""The main job's analysis of a finished run: labels, the discovered-versus-random comparison,
+scores, figures, interpolation and memorization -> ``analysis/summary.json``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..console import Progress
+from ..utils.atomic import atomic_write_text
+from . import notes
+from .config import PipelineConfig
+from .folder import from_run, rel_to
+from .manifest import Manifest, Timer
+from .showcase import main_set, sample_figure, showcase
+
+
+def _load_slices(cache: Path, split: str, n: int, seed: int) -> np.ndarray:
+    """Up to ``n`` slices (N, H, W) of one split of the slice cache, a seeded random subset."""
+    from ..data.cache import SliceCache
+
+    sc = SliceCache(cache)
+    try:
+        rows = np.asarray(sc.indices(split))
+        if rows.size == 0:
+            return np.zeros((0, 128, 128), np.float32)
+        pick = np.sort(np.random.default_rng(seed).choice(rows, size=min(n, rows.size), replace=False))
+        x = np.asarray(sc.read_many([int(i) for i in pick]), dtype=np.float32)
+    finally:
+        sc.close()
+    return x.reshape(x.shape[0], *x.shape[-2:])
+
+
+def _codes(z: np.ndarray, A: np.ndarray) -> np.ndarray:  # noqa: N803
+    """Latent coordinates along the directions: pinv(A) z (min-norm when K > d)."""
+    An = A / np.maximum(np.linalg.norm(A, axis=0, keepdims=True), 1e-12)  # noqa: N806
+    return z @ np.linalg.pinv(An).T
+
+
+def _saved_config(run: Path, man: Manifest) -> PipelineConfig:
+    saved = dict(man.data.get("config", {}))
+    return PipelineConfig.from_dict({**saved, "out": str(run)}) if saved else PipelineConfig(out=str(run))
+
+
+def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = None, progress: bool | None = None) -> Path:
+    """Labels, comparison, scores, figures, interpolation and memorization for a finished run."""
+    from ..analysis.figures import CT_WINDOW, FULL_RANGE
+    from ..analysis.labelling import LabelConfig, generate_images, phantom_probes
+    from ..models.registry import load_generator
+
+    run = Path(run)
+    man = Manifest(run)
+    cfg = cfg or _saved_config(run, man)
+    prog = Progress(cfg.progress if progress is None else progress)
+    probes = probes or phantom_probes()
+    adir, rdir = run / "analysis", run / "report"
+    (adir / "labels").mkdir(parents=True, exist_ok=True)
+    rdir.mkdir(parents=True, exist_ok=True)
+    tm_all = Timer()
+    window = CT_WINDOW if probes.name == "phantom" else FULL_RANGE
+    lcfg = LabelConfig(n_latents=cfg.label_latents, alphas=tuple(cfg.label_alphas), n_boot=cfg.label_boot, seed=cfg.seed)
+    summary: dict[str, Any] = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "preset": cfg.preset,
+        "data": man.data.get("data", {}),
+        "generators": man.data["generators"],
+        "quality": man.data.get("quality", {}),
+        "warnings": [],
+        "figures": {"gifs": []},
+        "labelling_note": notes.labelling_note(lcfg, probes),
+        "disentanglement_note": notes.disentanglement_note(cfg.score_samples),
+        "comparison_note": notes.comparison_note(cfg.learned_rca, cfg.compare_boot),
+    }
+    gens = {k: load_generator(from_run(run, v["path"])) for k, v in man.data["generators"].items()}
+    rng = np.random.default_rng(cfg.seed + 1)
+    base: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for kind, G in gens.items():  # noqa: N806
+        prog.stage(f"measuring {cfg.score_samples} {kind.upper()} samples with the {probes.name} probes")
+        z = rng.standard_normal((cfg.score_samples, G.latent_dim)).astype(np.float32)
+        base[kind] = (z, probes(generate_images(G, z)))
+
+    sets_out, labels_by_set = _label_and_score(run, man, cfg, gens, base, probes, lcfg, prog, summary)
+    summary["direction_sets"] = sets_out
+    summary["comparison"] = _compare(sets_out, labels_by_set, probes, cfg, summary)
+    summary["factors_found"] = {s["name"]: s["found"] for s in sets_out if s.get("learned", True)}
+    summary["table1"] = _table1(sets_out)
+    if cfg.preset == "tiny":
+        summary["table1_note"] = notes.cpu_table1_note()
+    zp = _z_position(sets_out, labels_by_set, probes)
+    if zp:
+        summary["z_position"] = zp
+    _figures(run, man, cfg, gens, sets_out, labels_by_set, rdir, window, summary, prog)
+    _interpolation_and_memorization(run, man, cfg, gens, rdir, window, summary, prog)
+    man.record("analysis", tm_all)
+    summary["timings"] = man.data["timings"]
+    summary["cpu_seconds"] = man.data.get("cpu_seconds", {})
+    man.save()
+    path = adir / "summary.json"
+    atomic_write_text(path, json.dumps(summary, indent=1, default=_json_default))
+    return path
+
+
+def _label_and_score(run, man, cfg, gens, base, probes, lcfg, prog, summary):
+    from ..analysis.disentanglement import dci, mig
+    from ..analysis.labelling import LabelResult, label_directions
+    from ..analysis.report import PAPER_FACTORS
+    from ..directions.set import NOT_LEARNED, DirectionSet
+
+    sets_out: list[dict[str, Any]] = []
+    labels_by_set: dict[str, LabelResult] = {}
+    for name, info in man.data["sets"].items():
+        G = gens.get(info["generator"])  # noqa: N806
+        if G is None or not from_run(run, info["path"]).exists():
+            summary["warnings"].append(f"direction set {name} skipped: generator or file missing")
+            continue
+        ds_path = from_run(run, info["path"])
+        ds = DirectionSet.load(ds_path)
+        lpath = run / "analysis" / "labels" / f"{name}.json"
+        if lpath.exists():
+            res = LabelResult.load(lpath)
+        else:
+            prog.stage(f"labelling {name} (K={ds.K})")
+            res = label_directions(G, ds, probes, lcfg, progress=prog.loop(ds.K, f"label {name}"))
+            res.save(lpath)
+            # The set carries its labels and its run, so the navigator shows them when it is opened.
+            DirectionSet(ds.A, ds.method, ds.generator, list(res.labels), dict(ds.metrics),
+                         {**ds.meta, "run": run.name, "set": name, "label_alphas": list(lcfg.alphas),
+                             "selectivity": res.selectivity.tolist()}).save(ds_path)
+        labels_by_set[name] = res
+        z, V = base[info["generator"]]  # noqa: N806
+        ok = np.all(np.isfinite(V), axis=1)
+        row: dict[str, Any] = {**info, "path": rel_to(run, ds_path), "K": ds.K, "method": ds.method,
+                               "labels_path": rel_to(run, lpath), "valid_fraction": res.valid_fraction}
+        row.pop("direction_config", None)
+        if info.get("kind") == "discovered" and not info.get("learned", True):
+            summary["warnings"].append(
+                f"{name}: {NOT_LEARNED} (RCA {info.get('rca', 0):.3f} < {cfg.learned_rca:g}; chance {1 / ds.K:.3f}). "
+                "It is left out of the factors found and of the comparison with random directions")
+        if res.valid_fraction < 0.5:
+            summary["warnings"].append(
+                f"{name}: the {probes.name} probes accepted only {100 * res.valid_fraction:.0f}% of the generator's samples "
+                "(no body-like image): its labels and scores carry little meaning")
+        try:
+            if ok.sum() < 20:
+                raise ValueError(f"only {int(ok.sum())} of {len(ok)} samples could be measured")
+            codes = _codes(z[ok], ds.A)
+            row["mig"] = mig(codes, V[ok]).mig
+            d = dci(codes, V[ok])
+            row.update(dci_d=d.disentanglement, dci_c=d.completeness, dci_i=d.informativeness)
+        except ValueError as exc:
+            summary["warnings"].append(f"{name}: scores not computed ({exc})")
+        fsel = res.factor_selectivity()
+        row["selectivity"] = float(np.mean(list(fsel.values())))
+        row["selectivity_per_factor"] = fsel
+        row["found"] = {f: v for f, v in res.found().items() if f in PAPER_FACTORS}
+        row["n_found"] = len(row["found"])
+        row["duplicate_groups"] = len(res.groups)
+        row["table_rows"] = 40 if ds.K <= 40 else 30
+        sets_out.append(row)
+    return sets_out, labels_by_set
+
+
+def _compare(sets_out, labels_by_set, probes, cfg, summary) -> dict[str, Any]:
+    """Discovered (learned) sets against the matched random sets, per generator."""
+    from ..analysis.comparison import compare_sets
+
+    out: dict[str, Any] = {}
+    for kind in dict.fromkeys(s["generator"] for s in sets_out):
+        disc = [s for s in sets_out if s["generator"] == kind and s.get("kind") == "discovered"]
+        learned = [s for s in disc if s.get("learned", True)]
+        rand = [s for s in sets_out if s["generator"] == kind and s.get("method") == "random"]
+        entry: dict[str, Any] = {"discovered": [s["name"] for s in learned], "random": [s["name"] for s in rand],
+                                 "not_learned": [s["name"] for s in disc if s not in learned]}
+        if learned and rand:
+            try:
+                cmp = compare_sets([labels_by_set[s["name"]] for s in learned], [labels_by_set[s["name"]] for s in rand],
+                                   probes, n_boot=cfg.compare_boot, seed=cfg.seed)
+            except ValueError as exc:
+                summary["warnings"].append(f"{kind}: comparison with random directions not computed ({exc})")
+            else:
+                entry.update(cmp.to_dict())
+                entry["beats_random"] = [r.factor for r in cmp.rows if r.ci[0] > 0]
+                entry["below_random"] = [r.factor for r in cmp.rows if r.ci[1] < 0]
+        elif disc:
+            summary["warnings"].append(f"{kind}: no learned direction set to compare with random directions")
+        out[kind] = entry
+    return out
+
+
+def _table1(sets_out: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from ..analysis.report import PAPER_TABLE1
+
+    rows = []
+    for s in sets_out:
+        if s.get("kind") != "discovered":
+            continue
+        paper = PAPER_TABLE1.get((s["generator"], s["reconstructor"], s["config"]), (None, None))
+        rows.append({"name": s["name"], "generator": s["generator"], "reconstructor": s["reconstructor"],
+                     "config": s["config"], "seed": s.get("seed"), "rca": s.get("rca"), "ls": s.get("ls"),
+                     "chance": s.get("chance"), "learned": s.get("learned", True), "paper_rca": paper[0],
+                     "paper_ls": paper[1], "steps": s.get("steps")})
+    return rows
+
+
+def _z_position(sets_out, labels_by_set, probes) -> dict[str, Any] | None:
+    """The discovered direction that moves the anatomical level most, beside the random sets' best."""
+    if "z_level" not in probes.factors:
+        return None
+    j = probes.factors.index("z_level")
+    best = None
+    for s in sets_out:
+        if s.get("kind") != "discovered" or not s.get("learned", True):
+            continue
+        res = labels_by_set[s["name"]]
+        for k in range(res.K):
+            cand = (res.significant[k, j] * (1.0 if res.labels[k] == "z_level" else 0.5), s["name"], k)
+            if best is None or cand[0] > best[0]:
+                best = cand
+    if best is None:
+        return None
+    rand_eff = [float(labels_by_set[s["name"]].significant[:, j].max()) for s in sets_out if s.get("method") == "random"]
+    _, sname, k = best
+    res = labels_by_set[sname]
+    return {"set": sname, "direction": int(k), "effect": float(res.effects[k, j]), "significant": float(res.significant[k, j]),
+            "ci": [float(res.ci_low[k, j]), float(res.ci_high[k, j])], "consistency": float(res.consistency[k]),
+            "selectivity": float(res.selectivity[k]), "label": res.labels[k], "top_factor": res.top_factor[k],
+            "random_effect": max(rand_eff) if rand_eff else float("nan")}
+
+
+def _figures(run, man, cfg, gens, sets_out, labels_by_set, rdir, window, summary, prog) -> None:
+    from ..analysis import figures as figs
+    from ..directions.set import DirectionSet
+
+    prog.stage("rendering figures")
+    fig = summary["figures"]
+    fig["samples"] = sample_figure(gens, rdir / "samples.png", window, cfg.seed).name
+    for kind, G in gens.items():  # noqa: N806
+        main = main_set(sets_out, kind)
+        if main is None:
+            continue
+        res = labels_by_set[main["name"]]
+        ds = DirectionSet.load(from_run(run, main["path"]))
+        ks, labs = showcase(res)
+        fig[f"fig2_{kind}"] = figs.fig_direction_grid(G, ds.A, ks, labs, rdir / f"fig2_{kind}.png", seed=cfg.seed,
+                                                     window=window, title=f"{kind.upper()}: {main['name']}").name
+        rand = next((s for s in sets_out if s["generator"] == kind and s.get("method") == "random"), None)
+        if rand is not None:
+            top, _ = showcase(res, 5)
+            key = "fig9" if kind == "gan" else "fig10"
+            fig[key] = figs.fig_random_vs_discovered(G, DirectionSet.load(from_run(run, rand["path"])).A, ds.A,
+                                                     rdir / f"{key}_{kind}.png", ks_found=top, seed=cfg.seed, window=window,
+                                                     title=f"{kind.upper()}: {rand['name']} (left) vs {main['name']} (right)").name
+        if kind == "vae":
+            for k, lab in list(zip(ks, labs))[: cfg.gifs]:
+                gif = figs.direction_gif(G, ds.A[:, k] / np.linalg.norm(ds.A[:, k]), rdir / f"gif_{kind}_{k}.gif", n=3,
+                                         frames=cfg.gif_frames, seed=cfg.seed, window=window)
+                fig["gifs"].append({"file": gif.name, "caption": f"{main['name']} {lab}"})
+    zp = summary.get("z_position")
+    if zp:
+        G = gens[man.data["sets"][zp["set"]]["generator"]]  # noqa: N806
+        d = DirectionSet.load(from_run(run, man.data["sets"][zp["set"]]["path"])).A[:, zp["direction"]]
+        fig["fig8"] = figs.fig_latents_along(G, d / np.linalg.norm(d), rdir / "fig8_z_position.png", n=cfg.fig8_latents,
+                                             seed=cfg.seed, window=window,
+                                             title=f"z-position: {zp['set']} #{zp['direction']}").name
+
+
+def _interpolation_and_memorization(run, man, cfg, gens, rdir, window, summary, prog) -> None:
+    from ..analysis import figures as figs
+    from ..analysis.interpolation import interpolate
+    from ..analysis.inversion import InversionConfig
+    from ..analysis.labelling import generate_images
+    from ..analysis.memorization import memorization
+
+    cache = from_run(run, man.data["cache"]) if man.data.get("cache") else None
+    if cache is None or not cache.exists():
+        return
+    try:
+        train = _load_slices(cache, "train", 4000, cfg.seed)
+        test = _load_slices(cache, "test", max(cfg.memorization_samples, 2), cfg.seed)
+    except (ImportError, OSError, ValueError, KeyError) as exc:
+        summary["warnings"].append(f"slice cache unreadable: {exc}")
+        return
+    if len(test) < 2 or len(train) < 1:
+        summary["warnings"].append("no held-out slices: interpolation and memorization skipped")
+        return
+    summary["interpolation"], summary["memorization"] = {}, {}
+    icfg = InversionConfig(restarts=cfg.inversion_restarts, steps=cfg.inversion_steps, seed=cfg.seed)
+    pair = test[[0, len(test) // 2]]
+    for kind, G in gens.items():  # noqa: N806
+        prog.stage(f"interpolation and memorization, {kind.upper()}")
+        it = interpolate(G, pair, steps=cfg.interp_steps, cfg=icfg)
+        f11 = figs.fig_interpolation(it.originals, it.frames, rdir / f"fig11_{kind}.png", window=window,
+                                     title=f"{kind.upper()} interpolation between two held-out slices")
+        summary["interpolation"][kind] = {"figure": f11.name, "method": it.embedding.method,
+                                          "mse": [float(v) for v in it.embedding.mse], "smoothness": it.smoothness}
+        zs = np.random.default_rng(cfg.seed + 2).standard_normal((cfg.memorization_samples, G.latent_dim)).astype(np.float32)
+        m = memorization(generate_images(G, zs), train, test)
+        summary["memorization"][kind] = {"generated_median": m.generated_median, "heldout_median": m.heldout_median,
+                                         "ratio": m.ratio, "copies": m.copies, "train_slices": int(len(train)),
+                                         "heldout_slices": int(len(test))}
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
