@@ -139,3 +139,17 @@ def test_prepare_cli_hu_window(tmp_path):
     assert not (tmp_path / "c").exists()
     assert cli_main([*args, "--hu-window", "-1350", "150"]) == 0
     assert SliceCache(tmp_path / "c").preprocessing == Preprocessing(hu_min=-1350.0, hu_max=150.0, size=16)
+
+
+def test_voynov_direction_set_records_the_generators_window(trained, tmp_path):
+    from napari_latentdirs.directions.voynov import DirectionsConfig, train_directions
+    from napari_latentdirs.events import Finished, Samples
+
+    _, run = trained
+    cfg = DirectionsConfig(K=2, steps=2, batch_size=4, eval_batches=1, log_every=1, checkpoint_every=0,
+                           sample_every=1, generator_kind="gan", generator_path=str(run), device="cpu", seed=1)
+    events = list(train_directions(cfg, load_generator(run), tmp_path / "dirs"))
+    assert all(e.preprocessing == WINDOW.to_dict() for e in events if isinstance(e, Samples))
+    fin = events[-1]
+    assert isinstance(fin, Finished)
+    assert DirectionSet.load(fin.output).preprocessing == WINDOW.to_dict()
