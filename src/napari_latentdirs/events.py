@@ -43,6 +43,7 @@ class EpochEnd(Event):
 class Samples(Event):
     step: int
     images: np.ndarray  # (N, H, W) float32 in model range [-1, 1]
+    preprocessing: dict | None = None  # the HU window of the images (Preprocessing.to_dict); None: the default
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_latentdirs.data.prepare import _hu_to_model_inplace, _int_to_model
 from napari_latentdirs.data.preprocess import DEFAULT, Preprocessing
 
 
@@ -22,10 +21,10 @@ def test_int_route_is_bit_identical_to_hu_to_model(dtype, intercept, prep):
     hu = (raw.astype(np.float64) * 1.0 + intercept).astype(np.float32)  # as the reader rescales
     expected = prep.hu_to_model(hu)
     out = np.full(raw.shape, np.nan, dtype=np.float32)
-    if _int_to_model(raw, 1.0, intercept, out, prep):
+    if prep.stored_to_model_into(raw, 1.0, intercept, out):
         np.testing.assert_array_equal(out.view(np.uint32), expected.view(np.uint32))
     else:  # the fallback the caller then uses must agree too
-        _hu_to_model_inplace(hu, prep)
+        prep.hu_to_model_inplace(hu)
         np.testing.assert_array_equal(hu, expected)
 
 
@@ -34,11 +33,11 @@ def test_int_route_taken_for_ct_and_reoriented_views():
     raw = rng.integers(-2000, 4000, (64, 48)).astype(np.int16)
     view = np.swapaxes(raw, 0, 1)[::-1, ::-1]  # what a reorientation plan hands over
     out = np.empty(view.shape, dtype=np.float32)
-    assert _int_to_model(view, 1.0, -1024.0, out, DEFAULT)
+    assert DEFAULT.stored_to_model_into(view, 1.0, -1024.0, out)
     np.testing.assert_array_equal(out, DEFAULT.hu_to_model(view.astype(np.float32) - 1024))
     # Not applicable: a non-unit slope or a non-integer intercept keep the general route.
-    assert not _int_to_model(view, 0.5, -1024.0, out, DEFAULT)
-    assert not _int_to_model(view, 1.0, -1024.5, out, DEFAULT)
+    assert not DEFAULT.stored_to_model_into(view, 0.5, -1024.0, out)
+    assert not DEFAULT.stored_to_model_into(view, 1.0, -1024.5, out)
 
 
 def test_parallel_interrupt_leaves_no_temp_files_and_resumes(tmp_path):

@@ -217,6 +217,7 @@ class EngineDock(QWidget):
             self._pending_step = ev
         elif isinstance(ev, Samples):
             self._pending_samples = ev.images
+            self._pending_prep = ev.preprocessing
             if self.samples_layer not in self.viewer.layers:  # the first one shows at once
                 self.flush_samples()
         elif isinstance(ev, EpochEnd):
@@ -268,16 +269,18 @@ class EngineDock(QWidget):
             return
         images, self._pending_samples = self._pending_samples, None
         self._last_samples = time.monotonic()
-        self.show_samples(images)
+        self.show_samples(images, getattr(self, "_pending_prep", None))
 
-    def show_samples(self, images: np.ndarray) -> None:
-        """Samples as one mosaic image beside the CT, in mm (see placement.py)."""
+    def show_samples(self, images: np.ndarray, preprocessing: dict | None = None) -> None:
+        """Samples as one mosaic image beside the CT, in mm (see placement.py); decoded to HU
+        with the window the event records (``preprocessing``), else the default one."""
         from ..analysis.navigation import model_pixel_mm
-        from ..data.preprocess import DEFAULT
+        from ..data.preprocess import DEFAULT, Preprocessing
 
+        prep = Preprocessing.from_dict(preprocessing) if preprocessing is not None else DEFAULT
         images = np.asarray(images, dtype=np.float32)
         images = images.reshape(-1, *images.shape[-2:])
-        tiles = mosaic(DEFAULT.model_to_hu(images), self.mosaic_cols)
+        tiles = mosaic(prep.model_to_hu(images), self.mosaic_cols)
         if self.samples_layer in self.viewer.layers:
             layer = self.viewer.layers[self.samples_layer]
             if isinstance(layer.data, np.ndarray) and layer.data.shape == tiles.shape and layer.data.flags.writeable:

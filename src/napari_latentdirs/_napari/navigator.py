@@ -11,6 +11,7 @@ always wins. Frames are written into the layer on the GUI thread only.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ from ..analysis.navigation import (
     shift_grid,
     window_limits,
 )
-from ..data.preprocess import Preprocessing
+from ..data.preprocess import DEFAULT
 from ..directions.set import DirectionSet
 from ..models.custom import is_factory_spec
 from .placement import add_generated, as_stack, axis_of, is_generated
@@ -420,8 +421,10 @@ class LatentNavigator(QWidget):
             idx = tuple(int(np.clip(p, 0, s - 1)) for p, s in zip(pos[:-2], data.shape[:-2]))
             data = data[idx]
         hu = np.asarray(data, dtype=np.float32)
-        assert self.frame_shape is not None
-        return Preprocessing(size=self.frame_shape[0])(hu)
+        assert self.frame_shape is not None and self.feed.streamer is not None
+        # Encoded with the window the generator was trained in (its frames decode with it too).
+        prep = self.feed.streamer.preprocessing or DEFAULT
+        return replace(prep, size=self.frame_shape[0])(hu)
 
     def _on_job(self, item: Any) -> None:
         from ..analysis.inversion import Embedding

@@ -8,7 +8,9 @@
 - ``direction_gif``: an animation of latents sweeping along one direction.
 
 Images are in model space; they are shown through a CT window (default
-HU [-1000, 400], lung to soft tissue) mapped to model space.
+HU [-1000, 400], lung to soft tissue) mapped to model space with the
+generator's recorded preprocessing (``models.registry.preprocessing_of``), so a
+model trained on a cache with another HU window is shown in the same HU window.
 Only matplotlib's object API is used (no pyplot state), so this runs headless.
 Every file is written atomically (temporary file, then one rename).
 """
@@ -21,11 +23,28 @@ from typing import Any
 
 import numpy as np
 
-from ..data.preprocess import DEFAULT
+from ..data.preprocess import DEFAULT, Preprocessing
 from ..utils.atomic import atomic_path
 from .labelling import generate_images
 
-CT_WINDOW = (float(DEFAULT.hu_to_model(np.float32(-1000.0))), float(DEFAULT.hu_to_model(np.float32(400.0))))
+CT_WINDOW_HU = (-1000.0, 400.0)
+
+
+def ct_window(preprocessing: Preprocessing = DEFAULT, hu: tuple[float, float] = CT_WINDOW_HU) -> tuple[float, float]:
+    """An HU display window as model-space limits under ``preprocessing``."""
+    return (float(preprocessing.hu_to_model(np.float32(hu[0]))), float(preprocessing.hu_to_model(np.float32(hu[1]))))
+
+
+def _window_of(generator: Any, window: tuple[float, float] | None) -> tuple[float, float]:
+    if window is not None:
+        return window
+    from ..models.registry import preprocessing_of
+
+    return ct_window(preprocessing_of(generator))
+
+
+#: The CT window under the default preprocessing (figures of a generator default to its own).
+CT_WINDOW = ct_window(DEFAULT)
 FULL_RANGE = (-1.0, 1.0)
 
 
@@ -102,17 +121,17 @@ def _alpha_labels(alphas: Sequence[float]) -> list[str]:
 
 def fig_direction_grid(generator: Any, A: np.ndarray, ks: Sequence[int], labels: Sequence[str], path: str | Path,  # noqa: N803
                        alphas: Sequence[float] = (-6, -4, -2, 0, 2, 4, 6), seed: int = 0, title: str = "",
-                       window: tuple[float, float] = CT_WINDOW) -> Path:
+                       window: tuple[float, float] | None = None) -> Path:
     """Paper Fig. 2: one row per direction (own random latent), shifts left/right of the original."""
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((len(ks), A.shape[0])).astype(np.float32)
     imgs = shift_images(generator, A, ks, z, alphas)
-    return _save_mosaic(imgs, path, list(labels), _alpha_labels(alphas), title, window)
+    return _save_mosaic(imgs, path, list(labels), _alpha_labels(alphas), title, _window_of(generator, window))
 
 
 def fig_latents_along(generator: Any, direction: np.ndarray, path: str | Path, n: int = 24,
                       alphas: Sequence[float] = (-6, -3, 0, 3, 6), seed: int = 0, title: str = "",
-                      blocks: int = 2, window: tuple[float, float] = CT_WINDOW) -> Path:
+                      blocks: int = 2, window: tuple[float, float] | None = None) -> Path:
     """Paper Fig. 8: ``n`` random latents shifted along one direction, in ``blocks`` side-by-side columns."""
     rng = np.random.default_rng(seed)
     d = np.asarray(direction, np.float32).reshape(-1, 1)
@@ -123,13 +142,13 @@ def fig_latents_along(generator: Any, direction: np.ndarray, path: str | Path, n
         imgs = np.concatenate([imgs, np.full((per * blocks - n, *imgs.shape[1:]), -1.0, np.float32)])
     grid = np.concatenate([imgs[b * per : (b + 1) * per] for b in range(blocks)], axis=1)
     cols = _alpha_labels(alphas) * blocks
-    return _save_mosaic(grid, path, None, cols, title, window)
+    return _save_mosaic(grid, path, None, cols, title, _window_of(generator, window))
 
 
 def fig_random_vs_discovered(generator: Any, A_random: np.ndarray, A_found: np.ndarray, path: str | Path,  # noqa: N803
                              ks_found: Sequence[int] | None = None, n: int = 5,
                              alphas: Sequence[float] = (-6, -3, 0, 3, 6), seed: int = 0, title: str = "",
-                             window: tuple[float, float] = CT_WINDOW) -> Path:
+                             window: tuple[float, float] | None = None) -> Path:
     """Paper Fig. 9/10: ``n`` random directions (left) beside ``n`` discovered ones (right), same latents."""
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n, A_found.shape[0])).astype(np.float32)
@@ -140,12 +159,15 @@ def fig_random_vs_discovered(generator: Any, A_random: np.ndarray, A_found: np.n
     grid = np.concatenate([left, np.full((n, 1, *left.shape[2:]), 1.0, np.float32), right], axis=1)
     cols = _alpha_labels(alphas) + [""] + _alpha_labels(alphas)
     rows = [f"random {i} | #{k}" for i, k in enumerate(ks_found[:n])]
-    return _save_mosaic(grid, path, rows, cols, title, window, block_titles=[("random", (len(alphas) - 1) / 2), ("discovered", len(alphas) + 1 + (len(alphas) - 1) / 2)])
+    return _save_mosaic(grid, path, rows, cols, title, _window_of(generator, window), block_titles=[("random", (len(alphas) - 1) / 2), ("discovered", len(alphas) + 1 + (len(alphas) - 1) / 2)])
 
 
 def fig_interpolation(originals: np.ndarray, frames: np.ndarray, path: str | Path, cols: int = 4, title: str = "",
-                      window: tuple[float, float] = CT_WINDOW) -> Path:
-    """Paper Fig. 11: original A top-left, original B bottom-right, the path in between (row-major)."""
+                      window: tuple[float, float] | None = None, preprocessing: Preprocessing | None = None) -> Path:
+    """Paper Fig. 11: original A top-left, original B bottom-right, the path in between (row-major).
+    Without ``window``, the CT window under ``preprocessing`` (that of the model; default: the default)."""
+    if window is None:
+        window = ct_window(preprocessing or DEFAULT)
     seq = [originals[0], *frames, originals[1]]
     rows = int(np.ceil(len(seq) / cols))
     blank = np.full_like(originals[0], 1.0)
@@ -156,7 +178,7 @@ def fig_interpolation(originals: np.ndarray, frames: np.ndarray, path: str | Pat
 
 
 def direction_gif(generator: Any, direction: np.ndarray, path: str | Path, n: int = 4, amax: float = 6.0,
-                  frames: int = 16, seed: int = 0, window: tuple[float, float] = CT_WINDOW, duration_ms: int = 120) -> Path:
+                  frames: int = 16, seed: int = 0, window: tuple[float, float] | None = None, duration_ms: int = 120) -> Path:
     """GIF of ``n`` latents side by side sweeping -amax -> +amax -> -amax along one direction."""
     import imageio.v3 as iio
 
@@ -166,6 +188,7 @@ def direction_gif(generator: Any, direction: np.ndarray, path: str | Path, n: in
     sweep = np.linspace(-amax, amax, frames)
     imgs = shift_images(generator, d, [0] * n, z, sweep)  # (n, frames, H, W)
     seq = np.concatenate([np.arange(frames), np.arange(frames - 2, 0, -1)])
+    window = _window_of(generator, window)
     out = [_to_uint8(mosaic(imgs[:, t][None]), window) for t in seq]
     from .annotate import stamp_alpha  # each frame says its shift: the sweep's ends look alike
 

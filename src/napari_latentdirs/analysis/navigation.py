@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..data.preprocess import DEFAULT, Preprocessing
+from ..data.preprocess import Preprocessing
 from ..models.interface import LatentGenerator
 
 # Window presets (width, level) in HU, as radiologists name them.
@@ -141,11 +141,17 @@ class StackStreamer:
     device: torch.device | str | None = None
     chunk_size: int = 20
     output: str = "hu"  # "hu" (exact inverse of the preprocessing) or "model"
-    preprocessing: Preprocessing = field(default_factory=lambda: DEFAULT)
+    #: the HU window frames are decoded with; None: the generator's recorded one
+    #: (``models.registry.preprocessing_of``: the default, with a note in the log, when it has none)
+    preprocessing: Preprocessing | None = None
 
     def __post_init__(self) -> None:
         if self.output not in ("hu", "model"):
             raise ValueError(f"output must be 'hu' or 'model', not {self.output!r}")
+        if self.preprocessing is None:
+            from ..models.registry import preprocessing_of
+
+            self.preprocessing = preprocessing_of(self.generator)
         if self.device is None:
             try:
                 self.device = next(self.generator.parameters()).device  # type: ignore[attr-defined]
@@ -205,9 +211,12 @@ def stack(
     direction: np.ndarray,
     shifts: np.ndarray,
     output: str = "hu",
+    preprocessing: Preprocessing | None = None,
 ) -> np.ndarray:
-    """Convenience: (N, S, H, W) stack of ``G(z_i + shifts_j * direction)``."""
-    return StackStreamer(generator, output=output).full_stack(StackRequest(z, direction, shifts))
+    """Convenience: (N, S, H, W) stack of ``G(z_i + shifts_j * direction)``, in HU decoded with
+    ``preprocessing`` (default: the generator's recorded one) or in model space."""
+    streamer = StackStreamer(generator, output=output, preprocessing=preprocessing)
+    return streamer.full_stack(StackRequest(z, direction, shifts))
 
 
 class LatestRequest:

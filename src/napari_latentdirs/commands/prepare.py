@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def register(subparsers) -> None:
@@ -10,7 +11,8 @@ def register(subparsers) -> None:
         "prepare",
         help="preprocess every CT series under a folder (e.g. LIDC-IDRI) into a slice cache",
         description="Find every CT series under LIDC_ROOT, preprocess each slice as in the paper "
-        "(clip to [-1000, 2000] HU, scale to [-1, 1], antialiased resize) and write CACHE "
+        "(clip to [-1000, 2000] HU or --hu-window, scale to [-1, 1], antialiased resize) and write CACHE "
+        "(the window is recorded in the cache, and in every model trained on it) "
         "(slices.npy + table.csv + index.json). Re-running skips finished series; interrupting is safe. "
         "CACHE must be new, empty or a cache written by this command.",
     )
@@ -20,6 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the patient-level train/test split")
     p.add_argument("--test-fraction", type=float, default=0.1, help="fraction of patients in the test split")
     p.add_argument("--size", type=int, default=128, help="output slice size in pixels (default 128)")
+    p.add_argument("--hu-window", nargs=2, type=float, metavar=("MIN", "MAX"), default=None,
+                   help="HU window clipped and scaled to [-1, 1] (default: the paper's -1000 2000)")
     p.add_argument("--dtype", choices=("float16", "float32"), default="float16", help="storage type of the cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -33,7 +37,13 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("--test-fraction must be in [0, 1)")
     if args.size < 16 or args.size & (args.size - 1):  # the models' image sizes
         raise SystemExit(f"--size must be a power of two >= 16, got {args.size}")
-    cfg = PrepareConfig(size=args.size, dtype=args.dtype, seed=args.seed, test_fraction=args.test_fraction)
+    window = {}
+    if args.hu_window is not None:
+        lo, hi = args.hu_window
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo >= hi:
+            raise SystemExit(f"--hu-window needs two finite numbers MIN < MAX, got {lo:g} {hi:g}")
+        window = {"hu_min": lo, "hu_max": hi}
+    cfg = PrepareConfig(size=args.size, dtype=args.dtype, seed=args.seed, test_fraction=args.test_fraction, **window)
     try:
         res = prepare(args.root, args.cache, workers=args.workers, config=cfg, progress=not args.no_progress)
     except (NoUsableSlicesError, CacheFolderError, FileNotFoundError) as e:

@@ -180,7 +180,7 @@ class SliceCache:
             raise CacheIncompleteError(f"{self.path} is not a complete slice cache (no index.json: run `latentdirs prepare`)")
         self.index = json.loads(index_path.read_text())
         self.fingerprint: str = self.index["fingerprint"]
-        self.preprocessing = Preprocessing(**self.index["preprocessing"])
+        self.preprocessing = Preprocessing.from_dict(self.index["preprocessing"])
         self.size = int(self.index["shape"][1])
         self.dtype = np.dtype(self.index["dtype"])
         self._array_path = self.path / "slices.npy"

@@ -1,8 +1,8 @@
 """PyTorch Dataset streaming slices from a :class:`~.cache.SliceCache`.
 
 Items are ``(1, size, size)`` float32 tensors in model space **[-1, 1]**
-(``x = 2 * (clip(HU, -1000, 2000) + 1000) / 3000 - 1``; the generators' tanh
-range). Nothing is loaded up front: each item is one ``pread`` of the cache
+(``x = 2 * (clip(HU, hu_min, hu_max) - hu_min) / (hu_max - hu_min) - 1`` with the
+cache's recorded window, by default [-1000, 2000]; the generators' tanh range). Nothing is loaded up front: each item is one ``pread`` of the cache
 file, so process memory stays flat however large the cache is (see
 ``benchmarks/bench_prepare.py --rss`` for the 246,016-slice figure).
 """

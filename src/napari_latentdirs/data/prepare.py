@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils.atomic import _fsync_dir, atomic_path, atomic_write_text
-from .preprocess import Preprocessing
+from .preprocess import HU_MAX, HU_MIN, Preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +65,8 @@ TABLE_COLUMNS = ("row", "patient_id", "series_uid", "slice_index", "z_mm", "rel_
 @dataclass(frozen=True)
 class PrepareConfig:
     size: int = 128
-    hu_min: float = -1000.0
-    hu_max: float = 2000.0
+    hu_min: float = HU_MIN  # the HU window (recorded in index.json as "preprocessing")
+    hu_max: float = HU_MAX
     dtype: str = "float16"
     seed: int = 0
     test_fraction: float = 0.1
@@ -278,64 +278,17 @@ def _fill_model(lazy, start: int, stop: int, out: np.ndarray, prep: Preprocessin
 
     Bit-identical to ``prep.hu_to_model`` of the HU that ``lazy.fill`` gives (a test
     checks every int16 value): slices with integer stored values, slope 1 and an
-    integer intercept take a shorter route (see :func:`_int_to_model`).
+    integer intercept take a shorter route (:meth:`.Preprocessing.stored_to_model_into`).
     """
-    from ..dicom.series import _to_hu_into
+    from ..dicom.series import to_hu_into
 
     view = out[: stop - start]
     for k in range(start, stop):
         s = lazy.kept[k]
-        if not _int_to_model(lazy.plan.apply(s.raw), s.slope, s.intercept, view[k - start], prep):
-            _to_hu_into(s, lazy.plan, view[k - start])
-            _hu_to_model_inplace(view[k - start], prep)
+        if not prep.stored_to_model_into(lazy.plan.apply(s.raw), s.slope, s.intercept, view[k - start]):
+            to_hu_into(s, lazy.plan, view[k - start])
+            prep.hu_to_model_inplace(view[k - start])
     return view
-
-
-_INT_BUFFERS: dict[tuple, np.ndarray] = {}
-
-
-def _int_to_model(raw: np.ndarray, slope: float, intercept: float, out: np.ndarray, prep: Preprocessing) -> bool:
-    """Stored integers -> model space in 4 passes instead of 6; False if not applicable.
-
-    Why it is exact: with slope 1 and an integer intercept, HU are integers (exact in
-    float32), so clipping HU to [hu_min, hu_max] equals clipping the stored values to
-    [hu_min - intercept, hu_max - intercept] in their own (narrow, fast) dtype;
-    ``HU - hu_min`` is then an exact integer t, and ``2 t / D`` (D = hu_max - hu_min)
-    rounds the same real number as ``t / (D / 2)`` whenever D / 2 is exact.
-    """
-    if slope != 1.0 or raw.dtype.kind not in "iu" or raw.itemsize > 2:
-        return False
-    lo, hi, span = prep.hu_min - intercept, prep.hu_max - intercept, prep.hu_max - prep.hu_min
-    info = np.iinfo(raw.dtype)
-    if not (
-        intercept == int(intercept) and abs(intercept) < 2**20
-        and prep.hu_min == int(prep.hu_min) and prep.hu_max == int(prep.hu_max) and span > 0
-        and max(abs(prep.hu_min), abs(prep.hu_max)) < 2**20  # every integer involved is exact in float32
-        and lo <= info.max and hi >= info.min and float(np.float32(span / 2)) * 2 == span
-    ):
-        return False
-    # Bounds outside the dtype's range clip nothing on that side.
-    lo, hi = max(lo, info.min), min(hi, info.max)
-    key = (raw.dtype.str, raw.shape)
-    ibuf = _INT_BUFFERS.get(key)
-    if ibuf is None:
-        _INT_BUFFERS.clear()
-        ibuf = _INT_BUFFERS[key] = np.empty(raw.shape, dtype=raw.dtype)
-    np.clip(raw, int(lo), int(hi), out=ibuf)
-    np.add(ibuf, np.float32(intercept - prep.hu_min), out=out, dtype=np.float32)
-    out /= np.float32(span / 2)
-    out -= np.float32(1.0)
-    return True
-
-
-def _hu_to_model_inplace(x: np.ndarray, prep: Preprocessing) -> None:
-    """``prep.hu_to_model`` without temporaries: the same float32 operations in the same order,
-    so the result is bit-identical (a test checks it)."""
-    np.clip(x, prep.hu_min, prep.hu_max, out=x)
-    x -= np.float32(prep.hu_min)
-    x *= np.float32(2.0)
-    x /= np.float32(prep.hu_max - prep.hu_min)
-    x -= np.float32(1.0)
 
 
 def _write_skip(parts: Path, name: str, base: dict, reason: str) -> dict:
@@ -405,6 +358,7 @@ def prepare(
     from .cache import check_cache_folder, claim_cache_folder
 
     cfg = config or PrepareConfig()
+    cfg.preprocessing  # noqa: B018 - validates the window and size before anything is read or written
     cache_dir = Path(cache_dir)
     check_cache_folder(cache_dir)  # refuse a foreign folder before the (long) discovery
     found = discover_series(root)

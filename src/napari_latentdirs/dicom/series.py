@@ -368,7 +368,7 @@ def _check_hu_finite(raw: np.ndarray, slope: float, intercept: float, path: Path
         )
 
 
-def _to_hu_into(s: _Slice, plan: geometry.Reorientation, out: np.ndarray) -> None:
+def to_hu_into(s: _Slice, plan: geometry.Reorientation, out: np.ndarray) -> None:
     """Write the reoriented HU of slice ``s`` into ``out`` (float32), in one pass when possible.
 
     Bit-identical to pydicom's float64 ``apply_rescale`` cast to float32.
@@ -475,7 +475,7 @@ class LazySeries:
         """HU of slices [start, stop) into ``out[: stop - start]`` (float32); returns that view."""
         view = out[: stop - start]
         for k in range(start, stop):
-            _to_hu_into(self.kept[k], self.plan, view[k - start])
+            to_hu_into(self.kept[k], self.plan, view[k - start])
         return view
 
     def materialize(self) -> CTVolume:

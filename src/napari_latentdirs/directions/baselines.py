@@ -189,15 +189,20 @@ def encoded_pca_directions(vae: Any, slices: torch.Tensor | np.ndarray, K: int |
 
 def compute_baseline(method: str, G: Any, K: int | None = None, *, slices: Any = None, seed: int = 0,  # noqa: N803
                      n_samples: int = 2000, generator: str = "") -> DirectionSet:
-    """Dispatch by name (``METHODS``)."""
+    """Dispatch by name (``METHODS``). The set records G's preprocessing (its HU window)."""
+    from ..models.registry import preprocessing_of
+
     if method == "random":
-        return random_directions(_latent_dim(G), K, seed=seed, generator=generator)
-    if method == "sefa":
-        return sefa_directions(G, K, generator=generator)
-    if method == "ganspace":
-        return ganspace_directions(G, K, n_samples=n_samples, seed=seed, generator=generator)
-    if method == "pca-encoded":
+        ds = random_directions(_latent_dim(G), K, seed=seed, generator=generator)
+    elif method == "sefa":
+        ds = sefa_directions(G, K, generator=generator)
+    elif method == "ganspace":
+        ds = ganspace_directions(G, K, n_samples=n_samples, seed=seed, generator=generator)
+    elif method == "pca-encoded":
         if slices is None:
             raise ValueError("pca-encoded needs real slices to encode")
-        return encoded_pca_directions(G, slices, K, generator=generator)
-    raise ValueError(f"unknown baseline {method!r}; choose from {METHODS}")
+        ds = encoded_pca_directions(G, slices, K, generator=generator)
+    else:
+        raise ValueError(f"unknown baseline {method!r}; choose from {METHODS}")
+    ds.preprocessing = preprocessing_of(G).to_dict()
+    return ds

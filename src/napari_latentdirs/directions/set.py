@@ -4,7 +4,9 @@ Every method (Voynov unit/ortho, random, PCA/GANSpace, SeFa) writes the same
 file: ``<name>.safetensors`` holding ``A`` of shape (latent_dim, K) whose
 columns are directions (a shift is ``z + alpha * A[:, k]``), plus a JSON
 sidecar with ``method``, ``generator`` (fingerprint of the generator
-checkpoint), ``labels`` (optional, one per column) and ``metrics``.
+checkpoint), ``labels`` (optional, one per column), ``metrics`` and
+``preprocessing`` (the HU window of the generator's images, copied from the
+generator; absent in older sets, which then decode with the default window).
 """
 
 from __future__ import annotations
@@ -34,9 +36,14 @@ class DirectionSet:
     labels: list[str] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    preprocessing: dict[str, Any] | None = None  # the generator's (Preprocessing.to_dict()); None: not recorded
 
     def __post_init__(self) -> None:
         self.A = np.asarray(self.A, dtype=np.float32)
+        if self.preprocessing is not None:
+            from ..data.preprocess import Preprocessing
+
+            self.preprocessing = Preprocessing.from_dict(self.preprocessing).to_dict()
         if self.A.ndim != 2:
             raise ValueError(f"A must be 2-D (latent_dim, K), got shape {self.A.shape}")
         if not np.isfinite(self.A).all():
@@ -75,6 +82,8 @@ class DirectionSet:
             "K": self.K,
             "meta": self.meta,
         }
+        if self.preprocessing is not None:
+            meta["preprocessing"] = self.preprocessing
         return save_weights(path, {"A": torch.from_numpy(self.A)}, meta)
 
     @classmethod
@@ -97,6 +106,7 @@ class DirectionSet:
                 labels=labels,
                 metrics=metrics,
                 meta=extra,
+                preprocessing=meta.get("preprocessing"),
             )
         except ValueError as exc:  # name the file: a direction set is often opened far from where it was made
             raise ValueError(f"{path}: {exc}") from exc

@@ -47,8 +47,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.preprocess import Preprocessing
 from ..events import CheckpointSaved, Event, Finished, Message, Samples, Started, Step, Stopped
 from ..models.reconstructors import build_reconstructor, canonical_reconstructor, min_input_size
+from ..models.registry import preprocessing_of
 from ..training.state import NonFiniteLossError, RunDir, ScalarLogger, check_run_folder
 from ..utils.runtime import bf16_supported, select_device, step_seed
 from ..utils.weights import (
@@ -317,6 +319,7 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
     d = G.latent_dim
     if not cfg.generator_fingerprint and isinstance(getattr(G, "fingerprint", None), str):
         cfg = replace(cfg, generator_fingerprint=G.fingerprint)  # e.g. the analytic generator's own id
+    preprocessing = preprocessing_of(G, cfg.generator_path or None)  # copied into the direction set
     channels, h, w = _image_size(G, d, device)
     recon_name = canonical_reconstructor(cfg.reconstructor)
     if min(h, w) < min_input_size(recon_name):
@@ -411,7 +414,7 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
             if cfg.sample_every and done % cfg.sample_every == 0 and done != total:
                 imgs = direction_samples(G, A, seed=cfg.seed, device=device)
                 logger.log_images(done, "directions", imgs)
-                yield Samples(step=done, images=imgs)
+                yield Samples(step=done, images=imgs, preprocessing=preprocessing.to_dict())
             if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != total:
                 _check_finite(pending.tolist() if pending_n else [], done)
                 yield CheckpointSaved(step=done, path=save(done))
@@ -427,9 +430,9 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
         logger.log(total, {f"eval/{k}": v for k, v in metrics.items()})
         imgs = direction_samples(G, A, seed=cfg.seed, device=device)
         logger.log_images(total, "directions", imgs)
-        yield Samples(step=total, images=imgs)
+        yield Samples(step=total, images=imgs, preprocessing=preprocessing.to_dict())
         yield CheckpointSaved(step=total, path=save(total))
-        out = write_outputs(run_dir, cfg, mat, R, metrics, total)
+        out = write_outputs(run_dir, cfg, mat, R, metrics, total, preprocessing)
         yield Finished(step=total, output=out, metrics=metrics)
     finally:
         logger.close()
@@ -466,7 +469,7 @@ def _check_finite(values: list[float], step: int) -> None:
 
 
 def write_outputs(run_dir: Path, cfg: DirectionsConfig, A: torch.Tensor, R: nn.Module,  # noqa: N803
-                  metrics: dict[str, float], steps: int) -> Path:
+                  metrics: dict[str, float], steps: int, preprocessing: Preprocessing | None = None) -> Path:
     recon = canonical_reconstructor(cfg.reconstructor)
     meta = {"K": cfg.K, "variant": cfg.variant, "reconstructor": recon, "reconstructor_input": cfg.reconstructor_input,
             "init": cfg.init, "steps": steps,
@@ -478,7 +481,8 @@ def write_outputs(run_dir: Path, cfg: DirectionsConfig, A: torch.Tensor, R: nn.M
                   "input_size": cfg.reconstructor_input,
                   "generator": cfg.generator_fingerprint})
     ds = DirectionSet(A=A.numpy(), method=f"voynov-{cfg.variant}", generator=cfg.generator_fingerprint,
-                      metrics=dict(metrics), meta=meta)
+                      metrics=dict(metrics), meta=meta,
+                      preprocessing=preprocessing.to_dict() if preprocessing is not None else None)
     return ds.save(run_dir / DIRECTIONS_FILE)
 
 

@@ -4,19 +4,23 @@ A generator file holds the state dict of a :class:`dcgan.Generator` or of a
 whole :class:`vae.VAE` (decoder = G, encoder for ``encode``); its JSON sidecar
 holds ``kind``, the architecture config, ``latent_dim`` and the
 preprocessing (in the file's header, copied to a JSON sidecar), so
-:func:`load_generator` rebuilds the network from the file alone. Training checkpoints (``<run>/checkpoints/*.safetensors``) and run
+:func:`load_generator` rebuilds the network from the file alone, and
+:func:`preprocessing_of` decodes its images to HU with the window of the data
+it was trained on. Training checkpoints (``<run>/checkpoints/*.safetensors``) and run
 folders (``<run>/generator.safetensors``) load the same way.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..data.preprocess import DEFAULT as PREPROCESSING
+from ..data.preprocess import DEFAULT, Preprocessing
 from ..utils.weights import (
     WeightsFormatError,
     check_shapes,
@@ -28,6 +32,8 @@ from ..utils.weights import (
 )
 from .dcgan import DCGANConfig, Generator
 from .vae import VAE, VAEConfig
+
+log = logging.getLogger(__name__)
 
 FORMAT = "napari-latentdirs/generator/1"
 GENERATOR_FILE = "generator.safetensors"
@@ -53,11 +59,24 @@ def build(kind: str, config: dict[str, Any]) -> nn.Module:
     raise ValueError(f"unknown generator kind {kind!r} (expected 'dcgan' or 'vae')")
 
 
-def save_generator(path: str | Path, model: nn.Module, meta: dict[str, Any] | None = None) -> Path:
-    """Write ``path`` (.safetensors) and its JSON sidecar atomically."""
+def save_generator(path: str | Path, model: nn.Module, meta: dict[str, Any] | None = None,
+                   preprocessing: Preprocessing | None = None) -> Path:
+    """Write ``path`` (.safetensors) and its JSON sidecar atomically.
+
+    The recorded preprocessing is ``meta["preprocessing"]`` when given, else
+    ``preprocessing``, else the model's own record (a loaded generator saved again),
+    else the default window."""
     model = getattr(model, "module", model)
     info = describe(model)
-    full = {"preprocessing": PREPROCESSING.to_dict(), **(meta or {}), "format": FORMAT, **info}
+    meta = dict(meta or {})
+    if "preprocessing" in meta:
+        prep = Preprocessing.from_dict(meta.pop("preprocessing"))
+    elif preprocessing is not None:
+        prep = preprocessing
+    else:
+        own = getattr(model, "meta", None)
+        prep = preprocessing_of(model) if isinstance(own, dict) and "preprocessing" in own else DEFAULT
+    full = {"preprocessing": prep.to_dict(), **meta, "format": FORMAT, **info}
     tensors = dict(model.state_dict())
     return save_weights(Path(path), tensors, full)
 
@@ -114,3 +133,46 @@ def generator_meta(path: str | Path) -> dict[str, Any]:
 def generator_fingerprint(path: str | Path) -> str:
     """sha256 of the weights file: what direction sets record as ``generator``."""
     return sha256_file(resolve(path))
+
+
+def preprocessing_of(source: Any, what: str | None = None) -> Preprocessing:
+    """The preprocessing a generator, generator file, direction set or cache records.
+
+    ``source`` may be a loaded generator (its ``meta``), a metadata dict, a
+    ``Preprocessing``, an object with a ``preprocessing`` attribute (a
+    ``SliceCache``, a ``DirectionSet``, a dataset over a cache) or the path of a
+    generator file / run folder. A source without a record (a file from before
+    the window was recorded, an in-memory model) decodes with the default window
+    [-1000, 2000] HU, and a note says so in the log; a malformed record raises
+    ``ValueError`` rather than silently decoding with the wrong window.
+    """
+    if isinstance(source, Preprocessing):
+        return source
+    name = what
+    if isinstance(source, (str, os.PathLike)):
+        name = name or str(source)
+        meta: Any = generator_meta(source)
+    elif isinstance(source, dict):
+        meta = source
+    else:
+        own = getattr(source, "preprocessing", None)
+        if isinstance(own, Preprocessing):
+            return own
+        if isinstance(own, dict):
+            meta = {"preprocessing": own}
+        else:
+            meta = getattr(getattr(source, "module", source), "meta", None)
+            if meta is None:  # a dataset over a cache
+                cache_prep = getattr(getattr(source, "cache", None), "preprocessing", None)
+                if isinstance(cache_prep, Preprocessing):
+                    return cache_prep
+        name = name or type(source).__name__
+    record = meta.get("preprocessing") if isinstance(meta, dict) else None
+    if record is None:
+        log.info("%s records no preprocessing (an older file?); decoding with the default HU window %g..%g",
+                 name or "the generator", DEFAULT.hu_min, DEFAULT.hu_max)
+        return DEFAULT
+    try:
+        return Preprocessing.from_dict(record)
+    except ValueError as exc:
+        raise ValueError(f"{name or 'the generator'}: {exc}") from exc

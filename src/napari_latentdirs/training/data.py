@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..data.preprocess import DEFAULT, Preprocessing
+
 RANGE_TOLERANCE = 1e-4  # float16 storage rounds 1.0 to 1.0 exactly; allow a little slack anyway
 CHUNK_BYTES = 8 << 20  # checks and hashes read the data in pieces this big
 
@@ -205,6 +207,19 @@ def open_cache(path: str | Path) -> tuple[Dataset, Dataset | None]:
     except (KeyError, ValueError):
         test = None
     return train, test
+
+
+def preprocessing_of_data(data: Dataset) -> Preprocessing:
+    """The preprocessing (HU window) of training data: a slice cache's recorded one (also
+    through a dataset over it, or any source with a ``preprocessing``), else the
+    default -- fresh phantom slices are made with it, and plain arrays are taken as such."""
+    for obj in (data, getattr(data, "cache", None)):
+        prep = getattr(obj, "preprocessing", None)
+        if isinstance(prep, Preprocessing):
+            return prep
+        if isinstance(prep, dict):
+            return Preprocessing.from_dict(prep)
+    return DEFAULT
 
 
 def fingerprint_of(data: Dataset) -> str:

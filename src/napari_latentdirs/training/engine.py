@@ -40,7 +40,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from ..data.preprocess import DEFAULT as PREPROCESSING
 from ..events import (
     CheckpointSaved,
     EpochEnd,
@@ -58,7 +57,7 @@ from ..utils.weights import read_meta
 from . import ddp
 from .averaging import WeightEMA, recalibrate_batchnorm
 from .config import TrainConfig
-from .data import check_slices, fingerprint_of
+from .data import check_slices, fingerprint_of, preprocessing_of_data
 from .fid import FID, FIDUnavailable, check_weights_file
 from .state import NonFiniteLossError, RunDir, ScalarLogger, check_run_folder
 
@@ -106,6 +105,8 @@ class Trainer:
         if cfg.fid and cfg.fid_weights:
             check_weights_file(cfg.fid_weights)
         self.data_fingerprint = fingerprint_of(data)
+        # The HU window of the data: recorded in every checkpoint, export and samples event.
+        self.preprocessing = preprocessing_of_data(data)
 
         n, gb, w = len(data), cfg.batch_size, self.dist.world_size
         if gb % w:
@@ -266,7 +267,7 @@ class Trainer:
             "config": desc["config"],
             "latent_dim": desc["latent_dim"],
             "train_config": self.cfg.to_dict(),
-            "preprocessing": PREPROCESSING.to_dict(),
+            "preprocessing": self.preprocessing.to_dict(),
             "data_fingerprint": self.data_fingerprint,
             "step": self.step,
             "epoch": self.step // self.steps_per_epoch,
@@ -361,6 +362,7 @@ class Trainer:
                 "selected_by": selected_by,
                 "data_fingerprint": self.data_fingerprint,
                 "train_config": self.cfg.to_dict(),
+                "preprocessing": self.preprocessing.to_dict(),
             },
         )
         return path
@@ -378,7 +380,7 @@ class Trainer:
         arr = imgs[:, 0].cpu().numpy().astype(np.float32)
         if self.logger is not None:
             self.logger.log_images(self.step, "samples", arr)
-        return Samples(self.step, arr)
+        return Samples(self.step, arr, self.preprocessing.to_dict())
 
     # -- the event loop ----------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> Iterator[Event]:

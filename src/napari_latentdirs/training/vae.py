@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from ..data.preprocess import DEFAULT as PREPROCESSING
 from ..events import Event
 from ..models.vae import VAE, kl_divergence
 from . import ddp
@@ -85,7 +84,7 @@ class VAETrainer(Trainer):
         finally:
             vae.train()
         mse = total / max(n, 1)
-        hu_per_unit = (PREPROCESSING.hu_max - PREPROCESSING.hu_min) / 2.0
+        hu_per_unit = self.preprocessing.hu_per_unit  # the window of the data trained on
         return {"test_mse": mse, "test_rmse_hu": math.sqrt(mse) * hu_per_unit}
 
     def evaluate(self) -> dict[str, float]:
