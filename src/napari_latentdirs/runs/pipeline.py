@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..directions import METHODS
 from ..utils.atomic import atomic_write_text
 from .folder import RUN_FORMAT, RunFolderError, check_run_folder, from_run, rel_to
 
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 GENERATORS = ("vae", "gan")
 RECONSTRUCTORS = ("lenet", "resnet")
 CELLS = {"ortho32": ("ortho", 32), "unit32": ("unit", 32), "unit100": ("unit", 100)}
-BASELINES = ("random", "ganspace", "sefa")
+BASELINES = tuple(m for m, s in METHODS.items() if not s.learned and "encoder" not in s.needs)  # GAN and VAE alike
 
 
 @dataclass
