@@ -118,9 +118,11 @@ class DirectionsDock(EngineDock):
         """gan / vae (the paper's step counts); checks a factory here, before Start."""
         if is_factory_spec(spec):
             return resolve_custom(spec, weights)[2]  # type: ignore[index] - a factory spec resolves
+        from ..analysis.paper import GENERATORS, generator_kind
         from ..models.registry import generator_meta
 
-        return {"dcgan": "gan", "vae": "vae"}.get(generator_meta(spec).get("kind", ""), "gan")
+        kind = generator_kind(str(generator_meta(spec).get("kind", "")))
+        return kind if kind in GENERATORS else "gan"
 
     def run_prefix(self) -> str:
         return f"directions-{self.methods[self.method_combo.currentText()]}"

@@ -36,7 +36,7 @@ def add_generator_weights(p: argparse.ArgumentParser) -> None:
 
 
 def add_direction_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="YAML config (e.g. training/table1/gan_lenet_unit_k32.yaml); flags override it")
+    p.add_argument("--config", type=Path, help="YAML config (e.g. training/table1/gan_lenet_unit32.yaml); flags override it")
     p.add_argument("--K", type=int, dest="K", help="number of directions (default 32)")
     p.add_argument("--variant", choices=("unit", "ortho", "random"))
     p.add_argument("--reconstructor", choices=("lenet", "resnet18"))

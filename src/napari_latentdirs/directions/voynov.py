@@ -47,6 +47,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..analysis.paper import GENERATORS as PAPER_GENERATORS
+from ..analysis.paper import PAPER_STEPS, generator_kind
 from ..events import CheckpointSaved, Event, Finished, Message, Samples, Started, Step, Stopped
 from ..models.reconstructors import build_reconstructor, canonical_reconstructor, min_input_size
 from ..training.state import NonFiniteLossError, RunDir, ScalarLogger, check_run_folder
@@ -67,13 +69,6 @@ RECONSTRUCTOR_FILE = "reconstructor.safetensors"
 CHECKPOINT = "last"
 GENERATOR_KINDS = ("gan", "vae", "analytic")
 
-# The paper's section 3.2: iterations per (K, generator, reconstructor).
-PAPER_STEPS: dict[tuple[int, str, str], int] = {
-    (32, "gan", "lenet"): 25_000, (32, "gan", "resnet18"): 3_000,
-    (32, "vae", "lenet"): 25_000, (32, "vae", "resnet18"): 3_000,
-    (100, "gan", "lenet"): 250_000, (100, "gan", "resnet18"): 10_000,
-    (100, "vae", "lenet"): 75_000, (100, "vae", "resnet18"): 4_000,
-}
 
 
 def paper_steps(K: int, generator_kind: str, reconstructor: str) -> int:  # noqa: N803
@@ -527,8 +522,8 @@ def resolve_generator(spec: str | Path, device: str | torch.device = "cpu",
     from ..models.registry import generator_fingerprint, generator_meta, load_generator
 
     meta = generator_meta(spec)
-    kind = {"dcgan": "gan", "vae": "vae"}.get(meta.get("kind", ""))
-    if kind is None:
+    kind = generator_kind(str(meta.get("kind", "")))
+    if kind not in PAPER_GENERATORS:
         raise ValueError(f"{spec}: unknown generator kind {meta.get('kind')!r}")
     return load_generator(spec, device=device), generator_fingerprint(spec), kind
 

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis.paper import COLUMNS as PAPER_COLUMNS
 from ..directions import METHODS
 from ..utils.atomic import atomic_write_text
 from .folder import RUN_FORMAT, RunFolderError, check_run_folder, from_run, rel_to
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 
 GENERATORS = ("vae", "gan")
 RECONSTRUCTORS = ("lenet", "resnet")
-CELLS = {"ortho32": ("ortho", 32), "unit32": ("unit", 32), "unit100": ("unit", 100)}
+CELLS = PAPER_COLUMNS
 BASELINES = tuple(m for m, s in METHODS.items() if not s.learned and "encoder" not in s.needs)  # GAN and VAE alike
 
 
@@ -446,12 +447,13 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
         LabelResult,
         generate_images,
         label_directions,
-        phantom_probes,
     )
     from ..analysis.memorization import memorization
-    from ..analysis.report import PAPER_FACTORS, PAPER_TABLE1
+    from ..analysis.paper import PAPER_TABLE1
     from ..directions.set import DirectionSet
     from ..models.registry import load_generator
+    from ..probes.factors import PAPER_FACTORS
+    from ..probes.phantom import phantom_probes
 
     run = Path(run)
     man = Manifest(run)
