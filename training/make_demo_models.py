@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float | None) -> dict:
     """Ship one trained generator: quality, K = 32 directions, labels and the random baseline."""
     from napari_latentdirs.analysis.comparison import compare_sets
-    from napari_latentdirs.analysis.labelling import LabelConfig, label_directions, phantom_probes
+    from napari_latentdirs.analysis.labelling import LabelConfig, label_directions
     from napari_latentdirs.analysis.quality import generator_quality
     from napari_latentdirs.directions.baselines import random_directions
     from napari_latentdirs.directions.set import DirectionSet
@@ -130,6 +130,7 @@ def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float
         load_generator,
         save_generator,
     )
+    from napari_latentdirs.probes.phantom import phantom_probes
     from napari_latentdirs.training.recipes import direction_recipe, recipe
     from napari_latentdirs.utils.runtime import seed_everything
 

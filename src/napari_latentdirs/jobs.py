@@ -120,10 +120,14 @@ def directions_job(stop: threading.Event, *, cfg: Any, spec: str, run_dir: str |
 
 def baseline_job(stop: threading.Event, *, method: str, spec: str, K: int, seed: int, run_dir: str | Path,  # noqa: N803, ARG001 - one closed-form step: nothing to stop
                  weights: str | None = None) -> Iterator[Event]:
-    """A closed-form direction set (PCA/GANSpace, SeFa, random) saved like a learned one."""
+    """A closed-form method of the registry (``directions.METHODS``: PCA/GANSpace, SeFa, random, ...)
+    saved like a learned direction set."""
+    from .directions import method_spec
     from .directions.baselines import compute_baseline
     from .directions.voynov import DIRECTIONS_FILE, resolve_generator
 
+    if method_spec(method).learned:
+        raise ValueError(f"{method} is learned: run it with directions_job")
     yield Started(total_steps=1, start_step=0, run_dir=Path(run_dir))
     gen, fp, _kind = resolve_generator(spec, weights=weights)
     ds = compute_baseline(method, gen, K, seed=seed, generator=fp)

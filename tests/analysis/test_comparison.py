@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from napari_latentdirs.analysis.comparison import Comparison, compare_sets
-from napari_latentdirs.analysis.labelling import LabelConfig, label_directions, phantom_probes
+from napari_latentdirs.analysis.labelling import LabelConfig, label_directions
 from napari_latentdirs.phantom.factor_generator import AXIS_FACTORS, PhantomFactorGenerator
+from napari_latentdirs.probes.phantom import phantom_probes
 
 K = 8
 

@@ -11,13 +11,12 @@ from napari_latentdirs.analysis.labelling import (
     NO_EFFECT,
     LabelConfig,
     LabelResult,
-    ellipse_probes,
     label_directions,
-    measure_ellipse,
 )
 from napari_latentdirs.directions.set import DirectionSet
 from napari_latentdirs.models.analytic import FACTOR_NAMES, analytic_generator
 from napari_latentdirs.phantom.factor_generator import AXIS_FACTORS, PhantomFactorGenerator
+from napari_latentdirs.probes.ellipse import ellipse_probes, measure_ellipse
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +95,8 @@ PHANTOM_TRUTH = AXIS_FACTORS
 
 
 def test_phantom_probes_label_the_phantoms_own_factors():
-    from napari_latentdirs.analysis.labelling import phantom_probes
     from napari_latentdirs.probes import zlevel
+    from napari_latentdirs.probes.phantom import phantom_probes
 
     g = PhantomFactorGenerator()
     rng = np.random.default_rng(0)

@@ -89,7 +89,7 @@ def test_entangled_and_no_effect_are_not_interpretable(dirset):
     # the vocabulary is the automatic labeller's, older spellings map onto it
     from napari_latentdirs.analysis.labelling import ENTANGLED, NO_EFFECT
     from napari_latentdirs.analysis.review import RATING_ANCHORS
-    from napari_latentdirs.probes.outline import PROBE_NAMES
+    from napari_latentdirs.probes.factors import PROBE_NAMES
 
     assert set(PROBE_NAMES) | {ENTANGLED, NO_EFFECT} <= set(LABEL_PRESETS)
     assert s.record(0, "z-position", 5).label == "z_level"

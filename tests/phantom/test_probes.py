@@ -8,11 +8,12 @@ import pytest
 from scipy.stats import spearmanr
 
 from napari_latentdirs.data.preprocess import DEFAULT
-from napari_latentdirs.phantom import PROBE_NAMES, PROBE_TARGETS, sample_slices, slices_for
+from napari_latentdirs.phantom import sample_slices, slices_for
 from napari_latentdirs.phantom.anatomy import breast_profile, render_slice_hu
 from napari_latentdirs.phantom.factors import Acquisition, SubjectFactors
 from napari_latentdirs.phantom.truth import effective_measures
 from napari_latentdirs.probes import outline as probes
+from napari_latentdirs.probes.factors import PROBE_NAMES, PROBE_TARGETS
 from napari_latentdirs.probes.zlevel import asset_path, default_regressor, load_regressor
 
 # The packaged regressor was trained on seed 1234 (see its JSON sidecar);

@@ -21,17 +21,19 @@ from magicgui.widgets import FileEdit
 from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLineEdit, QSpinBox
 
 from ..analysis.demo import DEMO_NAMES, demo_model
+from ..directions import METHODS as REGISTRY
 from ..engine_process import EngineJob
 from ..events import Finished, Step
 from ..models.custom import is_factory_spec, resolve_custom
 from .engine_dock import EngineDock
 
-METHODS = {
-    "Voynov & Babenko (learned)": "voynov",
-    "PCA / GANSpace": "ganspace",
-    "SeFa": "sefa",
-    "random": "random",
-}
+#: what the dock can give a method besides the generator (no real slices here)
+DOCK_PROVIDES = frozenset({"first_layer", "encoder"})
+
+
+def dock_methods() -> dict[str, str]:
+    """Label -> method name: the registry's methods the dock can run (``directions.METHODS``)."""
+    return {spec.label or name: name for name, spec in REGISTRY.items() if set(spec.needs) <= DOCK_PROVIDES}
 
 
 class DirectionsDock(EngineDock):
@@ -49,8 +51,9 @@ class DirectionsDock(EngineDock):
         self.weights_edit = FileEdit(mode="r", filter="*.safetensors *.pt *.pth")
         self.demo_combo = QComboBox()
         self.demo_combo.addItems(["(file above)", *[f"demo {n.upper()}" for n in DEMO_NAMES]])
+        self.methods = dock_methods()
         self.method_combo = QComboBox()
-        self.method_combo.addItems(list(METHODS))
+        self.method_combo.addItems(list(self.methods))
         self.k_spin = QSpinBox()
         self.k_spin.setRange(1, 512)
         self.k_spin.setValue(32)
@@ -84,7 +87,7 @@ class DirectionsDock(EngineDock):
         self.method_combo.currentTextChanged.connect(self._method_changed)
 
     def _method_changed(self, text: str) -> None:
-        learned = METHODS[text] == "voynov"
+        learned = REGISTRY[self.methods[text]].learned
         for w in (self.variant_combo, self.recon_combo, self.steps_spin, self.batch_spin):
             w.setEnabled(learned)
 
@@ -116,11 +119,13 @@ class DirectionsDock(EngineDock):
         if is_factory_spec(spec):
             return resolve_custom(spec, weights)[2]  # type: ignore[index] - a factory spec resolves
         from ..models.registry import generator_meta
+        from ..paper import GENERATORS, generator_kind
 
-        return {"dcgan": "gan", "vae": "vae"}.get(generator_meta(spec).get("kind", ""), "gan")
+        kind = generator_kind(str(generator_meta(spec).get("kind", "")))
+        return kind if kind in GENERATORS else "gan"
 
     def run_prefix(self) -> str:
-        return f"directions-{METHODS[self.method_combo.currentText()]}"
+        return f"directions-{self.methods[self.method_combo.currentText()]}"
 
     def plot_values(self, ev: Step) -> dict[str, float]:
         if "accuracy" not in ev.losses:
@@ -149,11 +154,11 @@ class DirectionsDock(EngineDock):
     def make_engine(self, run_dir: Path, resume: bool) -> EngineJob:
         spec = self.generator_path()
         weights = self.generator_weights()
-        method = METHODS[self.method_combo.currentText()]
+        method = self.methods[self.method_combo.currentText()]
         K = self.k_spin.value()  # noqa: N806
         seed = self.seed_spin.value()
         kind = self.generator_kind(spec, weights)  # a wrong file or interface: a message before Start
-        if method != "voynov":
+        if not REGISTRY[method].learned:
             return EngineJob("napari_latentdirs.jobs:baseline_job",
                              {"method": method, "spec": spec, "K": K, "seed": seed, "run_dir": str(run_dir), "weights": weights})
         from ..directions.voynov import DirectionsConfig

@@ -27,7 +27,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .labelling import LabelResult, ProbeSet, factor_selectivity_from, significant_effects
+from ..probes.base import ProbeSet
+from .labelling import LabelResult, factor_selectivity_from, significant_effects
 
 CONFIDENCE = 0.95
 

@@ -43,170 +43,19 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from scipy import ndimage, stats
+from scipy import stats
 
 from ..directions.set import DirectionSet
+from ..probes.base import ProbeSet
 
 NO_EFFECT = "no effect"
 ENTANGLED = "entangled"
-
-
-@dataclass
-class ProbeSet:
-    """Measurements of image factors. ``measure(x)`` takes (N, H, W) model-space images."""
-
-    name: str
-    factors: tuple[str, ...]
-    measure: Callable[[np.ndarray], dict[str, np.ndarray]]
-    periods: dict[str, float] = field(default_factory=dict)  # circular factors, e.g. rotation: 180
-    # Optional re-expression of per-latent slopes (n, F) given the factors' means (F,), for probes
-    # that are mechanically coupled (see ``size_family``).
-    decompose: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
-    # Known physical consequences: a change of the key factor also moves these probes, so their
-    # effects do not count against its selectivity (e.g. more subcutaneous fat widens the body).
-    consequences: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    # Optional gate (N, H, W) -> (N,) bool: images the probes can be trusted on. Measurements of
-    # other images become NaN, so a generator that draws no body cannot produce labels.
-    valid: Callable[[np.ndarray], np.ndarray] | None = None
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """(N, H, W) -> (N, F) factor matrix in ``self.factors`` order."""
-        x = np.asarray(x, dtype=np.float32)
-        out = self.measure(x)
-        missing = [f for f in self.factors if f not in out]
-        if missing:
-            raise KeyError(f"probe set {self.name!r} did not return {missing}")
-        f = np.stack([np.asarray(out[f], dtype=np.float64) for f in self.factors], axis=1)
-        if self.valid is not None:
-            f[~np.asarray(self.valid(x), dtype=bool)] = np.nan
-        return f
-
-
-def size_family(factors: tuple[str, ...]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """Split width/height slopes into a common "size" part and what is left.
-
-    The phantom's ``size`` probe is sqrt(area) of the body outline, so it
-    moves with width *and* with height: a pure width direction would also
-    show half its effect on size, and a pure scaling would show equal effects
-    on all three. On relative changes r_w = dw/w, r_h = dh/h the common part
-    c = sign * min(|r_w|, |r_h|) (0 when they disagree in sign) is the scaling
-    ("size"); width and height keep r_w - c and r_h - c. The size probe's own
-    reading is replaced by c (times its mean), so it no longer double-counts.
-    """
-    iw, ih, isz = factors.index("width"), factors.index("height"), factors.index("size")
-
-    def decompose(slope: np.ndarray, means: np.ndarray) -> np.ndarray:
-        out = slope.copy()
-        rw = slope[..., iw] / means[iw]
-        rh = slope[..., ih] / means[ih]
-        same = np.sign(rw) == np.sign(rh)
-        c = np.where(same, np.sign(rw) * np.minimum(np.abs(rw), np.abs(rh)), 0.0)
-        out[..., iw] = (rw - c) * means[iw]
-        out[..., ih] = (rh - c) * means[ih]
-        out[..., isz] = c * means[isz]
-        return out
-
-    return decompose
-
-
-def phantom_probes() -> ProbeSet:
-    """The phantom's anatomical probes (width ... z_level), for CT generators.
-
-    Rotation is the body's principal axis closest to horizontal, defined
-    modulo 90 degrees, so its differences wrap with period 90.
-    """
-    from ..probes import outline as probes  # lazy: the phantom package is optional at import time
-
-    names = tuple(probes.PROBE_NAMES)
-    periods = dict(getattr(probes, "PERIODS", {"rotation": 90.0}))
-    decompose = size_family(names) if {"width", "height", "size"} <= set(names) else None
-    return ProbeSet("phantom", names, probes.measure, periods, decompose, PHANTOM_CONSEQUENCES, body_like)
-
-
-def body_like(x: np.ndarray) -> np.ndarray:
-    """Images that look like an axial CT slice: air around the border and a body of
-    5-90 % of the field (HU > -400). Noise or empty images from a failed generator are not."""
-    from ..data.preprocess import DEFAULT
-
-    hu = DEFAULT.model_to_hu(np.asarray(x, dtype=np.float32).reshape(-1, *np.shape(x)[-2:]))
-    b = max(2, hu.shape[-1] // 32)
-    border = np.concatenate([hu[:, :b].reshape(len(hu), -1), hu[:, -b:].reshape(len(hu), -1),
-                             hu[:, :, :b].reshape(len(hu), -1), hu[:, :, -b:].reshape(len(hu), -1)], axis=1)
-    body = (hu > -400.0).mean((1, 2))
-    return (np.median(border, axis=1) < -700.0) & (body > 0.05) & (body < 0.9)
-
-
-#: Verified on the phantom itself (tests/analysis/test_labelling.py renders the phantom along each
-#: nominal factor): fat adds to the outline all round, which also lowers the lowest body row;
-#: breasts add to the antero-posterior height; a taller or larger body reaches lower. The level
-#: along the body gets no exemption: on the phantom it barely moves the outline probes, and on
-#: blurry generators a fading body also moves the z regressor, so z must dominate to count.
-PHANTOM_CONSEQUENCES: dict[str, tuple[str, ...]] = {
-    "thickness": ("width", "height", "size", "y_position"),
-    "breast_size": ("height", "size", "y_position"),
-    "height": ("y_position",),
-    "size": ("y_position",),
-}
-
-
-ELLIPSE_FACTORS = ("x_position", "y_position", "width", "height", "rotation", "intensity")
-
-
-def measure_ellipse(x: np.ndarray) -> dict[str, np.ndarray]:
-    """Geometry of one bright (or dark) blob per image from its half-contrast mask.
-
-    The mask threshold sits half-way between the background (median of the
-    border) and the extreme value, so geometry does not move with intensity.
-    Width/height are 4 x the standard deviation along the principal axis
-    closest to the image x/y axes (2 x the semi-axis for a uniform ellipse)
-    and rotation is that axis' angle in degrees, in (-45, 45].
-    """
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 4:
-        x = x[:, 0]
-    n, h, w = x.shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    res = {k: np.full(n, np.nan) for k in ELLIPSE_FACTORS}
-    for i in range(n):
-        img = x[i]
-        border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-        bg = float(np.median(border))
-        dev = img - bg
-        peak = dev.flat[np.abs(dev).argmax()]
-        if abs(peak) < 1e-6:
-            continue
-        # Filled, so that darker structures inside the body (the analytic
-        # generator's lungs) do not punch holes into its geometry.
-        mask = ndimage.binary_fill_holes((dev / peak) > 0.5)
-        m = mask.sum()
-        if m < 3:
-            continue
-        cx, cy = xx[mask].mean(), yy[mask].mean()
-        dx, dy = xx[mask] - cx, yy[mask] - cy
-        cov = np.array([[np.mean(dx * dx), np.mean(dx * dy)], [np.mean(dx * dy), np.mean(dy * dy)]])
-        evals, evecs = np.linalg.eigh(cov)
-        # The eigenvector closer to the x axis is "width".
-        ix = int(np.argmax(np.abs(evecs[0])))
-        vx = evecs[:, ix] * np.sign(evecs[0, ix] or 1.0)
-        ang = np.degrees(np.arctan2(vx[1], vx[0]))
-        res["x_position"][i] = cx / w
-        res["y_position"][i] = cy / h
-        res["width"][i] = 4 * np.sqrt(max(evals[ix], 0.0)) / w
-        res["height"][i] = 4 * np.sqrt(max(evals[1 - ix], 0.0)) / h
-        res["rotation"][i] = ang
-        res["intensity"][i] = img[mask].mean()
-    return res
-
-
-def ellipse_probes() -> ProbeSet:
-    """Probes for the analytic ellipse generator (models/analytic.py)."""
-    return ProbeSet("ellipse", ELLIPSE_FACTORS, measure_ellipse, {"rotation": 90.0})
 
 
 @dataclass

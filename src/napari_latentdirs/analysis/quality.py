@@ -140,7 +140,8 @@ def probe_features(x: np.ndarray, reference: np.ndarray | None = None) -> tuple[
     from an earlier call on the reference sample; without it the stats come from
     ``x`` itself. Unmeasurable slices land far from everything.
     """
-    from ..probes.outline import PROBE_NAMES, measure
+    from ..probes.factors import PROBE_NAMES
+    from ..probes.outline import measure
 
     m = measure(np.asarray(x, np.float32))
     raw = np.stack([np.asarray(m[name], np.float64) for name in PROBE_NAMES], axis=1)

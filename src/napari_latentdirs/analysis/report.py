@@ -23,6 +23,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..paper import COLUMNS, GENERATORS, PAPER_TABLE1, RECONSTRUCTORS
+from ..probes.factors import DISPLAY_NAMES, PAPER_FACTORS, Z_LEVEL, canonical_factor
 from ..runs.folder import from_run as resolve
 from ..utils.atomic import atomic_write_text
 from .htmlsafe import Html, escape, h, join
@@ -31,27 +33,11 @@ from .report_findings import comparison_table, headline, quality_table
 
 log = logging.getLogger(__name__)
 
-# Table 1 of the paper: (generator, reconstructor, configuration) -> (RCA, L_s).
-PAPER_TABLE1: dict[tuple[str, str, str], tuple[float, float]] = {
-    ("gan", "resnet", "ortho32"): (0.9236, 0.2538),
-    ("gan", "resnet", "unit32"): (0.9383, 0.1949),
-    ("gan", "resnet", "unit100"): (0.9522, 0.1560),
-    ("gan", "lenet", "ortho32"): (0.8559, 0.3317),
-    ("gan", "lenet", "unit32"): (0.9062, 0.2439),
-    ("gan", "lenet", "unit100"): (0.9305, 0.1406),
-    ("vae", "resnet", "ortho32"): (0.9939, 0.1040),
-    ("vae", "resnet", "unit32"): (0.9947, 0.1086),
-    ("vae", "resnet", "unit100"): (0.9861, 0.1117),
-    ("vae", "lenet", "ortho32"): (0.9800, 0.1421),
-    ("vae", "lenet", "unit32"): (0.9895, 0.1090),
-    ("vae", "lenet", "unit100"): (0.9791, 0.0962),
-}
 CONFIG_TITLES = {
     "ortho32": Html("A<sup>32&times;32</sup> orthonormal"),
     "unit32": Html("A<sup>32&times;32</sup> unit"),
     "unit100": Html("A<sup>32&times;100</sup> unit"),
 }
-PAPER_FACTORS = ("width", "height", "size", "rotation", "y_position", "thickness", "breast_size", "z_level")
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
@@ -108,15 +94,15 @@ def _table1(summary: dict[str, Any]) -> Html:
     for r in summary.get("table1", []):
         ours.setdefault((r.get("generator"), r.get("reconstructor"), r.get("config")), []).append(r)
     rows = []
-    for gen in ("gan", "vae"):
-        for rec in ("resnet", "lenet"):
+    for gen in GENERATORS:
+        for rec in RECONSTRUCTORS:
             cells = [h('<td class="l">{}</td><td class="l">{}</td>', gen.upper(), "ResNet" if rec == "resnet" else "LeNet")]
-            for cfg in ("ortho32", "unit32", "unit100"):
+            for cfg in COLUMNS:
                 p_rca, p_ls = PAPER_TABLE1[(gen, rec, cfg)]
                 cells.append(h("{}<td class=muted>{:.4f}</td><td class=muted>{:.4f}</td>",
                                _our_cell(ours.get((gen, rec, cfg), [])), p_rca, p_ls))
             rows.append(h("<tr>{}</tr>", join(cells)))
-    head1 = join(h('<th colspan="4">{}</th>', CONFIG_TITLES[c]) for c in ("ortho32", "unit32", "unit100"))
+    head1 = join(h('<th colspan="4">{}</th>', CONFIG_TITLES[c]) for c in COLUMNS)
     head2 = Html("<th>RCA</th><th>L<sub>s</sub></th><th>paper RCA</th><th>paper L<sub>s</sub></th>" * 3)
     note = summary.get("table1_note", "")
     return h(
@@ -217,8 +203,7 @@ def _review_section(run: Path, sets: list[dict[str, Any]]) -> Html:
 
 
 def _norm_label(s: Any) -> str:
-    s = str(s).strip().lower().replace("-", "_").replace(" ", "_")
-    return {"z_position": "z_level"}.get(s, s)
+    return canonical_factor(s)
 
 
 def render(run: str | Path) -> Path:
@@ -298,7 +283,7 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
                 for f in PAPER_FACTORS
             )
             n = sum(f in ff for f in PAPER_FACTORS)
-            rows.append(h('<tr><td class="l">{}</td><td>{}/8</td>{}</tr>', name, n, cells))
+            rows.append(h('<tr><td class="l">{}</td><td>{}/{}</td>{}</tr>', name, n, len(PAPER_FACTORS), cells))
         body.append(h(
             '<h2 id="factors">Paper factors found by automatic labelling</h2>'
             "<p>Cell: direction index (selectivity). A factor counts as found when some direction carries its label, i.e. its "
@@ -310,7 +295,7 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
 
     zp = summary.get("z_position")
     if zp:
-        body.append(Html("<h2>3D structure from 2D slices: z-position</h2>"))
+        body.append(h("<h2>3D structure from 2D slices: {}</h2>", DISPLAY_NAMES[Z_LEVEL]))
         body.append(h(
             "<p>Direction <b>#{}</b> of <b>{}</b> moves the anatomical level measured by the z-level regressor by "
             "<b>{:.2f}</b> natural standard deviations over its shift range (95% CI {:.2f}&ndash;{:.2f}; "
@@ -359,9 +344,9 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
     body.append(Html('<h2 id="scores">Disentanglement scores against the measured factors</h2>'))
     body.append(h("<p class=small>{}</p>", summary.get("disentanglement_note", "")))
     rows = join(
-        h('<tr><td class="l">{}</td><td class="l">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/8</td></tr>',
+        h('<tr><td class="l">{}</td><td class="l">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td></tr>',
           s["name"], s.get("method", ""), _i(s.get("K", "")), _f(s.get("mig"), 3), _f(s.get("dci_d"), 3), _f(s.get("dci_c"), 3),
-          _f(s.get("dci_i"), 3), _f(s.get("selectivity"), 3), _i(s.get("n_found", "")))
+          _f(s.get("dci_i"), 3), _f(s.get("selectivity"), 3), _i(s.get("n_found", "")), len(PAPER_FACTORS))
         for s in sets
     )
     body.append(h(

@@ -32,12 +32,13 @@ from typing import Any
 import numpy as np
 
 from ..directions.set import DirectionSet
+from ..probes.factors import ALIASES, PROBE_NAMES
 from ..utils.atomic import atomic_write_text
 
 #: The reader's vocabulary: the automatic labeller's names (the phantom probes' factors,
-#: ``phantom.probes.PROBE_NAMES``, and its two verdicts), so a review and the automatic
+#: ``probes.factors.PROBE_NAMES``, and its two verdicts), so a review and the automatic
 #: labels can be compared word for word.
-FACTOR_LABELS: tuple[str, ...] = ("width", "height", "size", "rotation", "y_position", "thickness", "breast_size", "z_level")
+FACTOR_LABELS: tuple[str, ...] = PROBE_NAMES
 ENTANGLED = "entangled"  # = labelling.ENTANGLED
 NO_EFFECT = "no effect"  # = labelling.NO_EFFECT
 LABEL_PRESETS: tuple[str, ...] = (*FACTOR_LABELS, "other", ENTANGLED, NO_EFFECT)
@@ -45,7 +46,7 @@ NOT_INTERPRETABLE = "not interpretable"  # older reviews' word; counts like "ent
 #: Labels that are a verdict of "no single meaning": never counted as interpretable.
 UNINTERPRETABLE_LABELS = frozenset({ENTANGLED, NO_EFFECT, NOT_INTERPRETABLE})
 #: Words of earlier reviews that name an automatic label differently.
-LEGACY_LABELS = {"z-position": "z_level", "y-position": "y_position", "breast size": "breast_size"}
+LEGACY_LABELS = ALIASES
 #: What each rating means, shown beside the 1-5 buttons.
 RATING_ANCHORS: dict[int, str] = {
     1: "no visible change",

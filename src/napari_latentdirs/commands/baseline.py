@@ -1,4 +1,5 @@
-"""``latentdirs baseline``: random, GANSpace, SeFa or encoded-PCA directions as a direction set."""
+"""``latentdirs baseline``: a closed-form method of ``directions.METHODS`` (random, GANSpace, SeFa,
+encoded PCA, ...) written as a direction set."""
 
 from __future__ import annotations
 
@@ -12,15 +13,19 @@ import numpy as np
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..directions import METHODS, closed_form_methods
+
+    methods = closed_form_methods()
     p = subparsers.add_parser(
-        "baseline", help="compute baseline directions (random, ganspace, sefa, pca-encoded)",
+        "baseline", help=f"compute baseline directions ({', '.join(methods)})",
         description="Write a direction set (safetensors + JSON) for a generator by a baseline method.")
     p.add_argument("--generator", required=True,
                    help="generator file or run folder, 'analytic[:SIZE]', or your own 'package.module:factory'")
     from .directions import add_generator_weights
 
     add_generator_weights(p)
-    p.add_argument("--method", required=True, choices=("random", "ganspace", "sefa", "pca-encoded"))
+    p.add_argument("--method", required=True, choices=methods,
+                   help="; ".join(f"{m}: {METHODS[m].description}" for m in methods))
     p.add_argument("--out", required=True, help="output .safetensors file, or a folder (existing, or ending in /) "
                    "that gets METHOD.safetensors")
     p.add_argument("--K", type=int, dest="K", help="number of directions (default latent_dim)")
@@ -58,11 +63,12 @@ def output_path(out: str, method: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..directions import method_spec
     from ..directions.baselines import compute_baseline
     from ..directions.voynov import resolve_generator
 
-    if args.method == "pca-encoded" and args.slices is None and args.phantom is None:
-        print("error: pca-encoded needs --slices or --phantom", file=sys.stderr)
+    if "slices" in method_spec(args.method).needs and args.slices is None and args.phantom is None:
+        print(f"error: {args.method} needs --slices or --phantom", file=sys.stderr)
         return 2
     from ..models.custom import CustomGeneratorError
 

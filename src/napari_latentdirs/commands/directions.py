@@ -35,7 +35,7 @@ def add_generator_weights(p: argparse.ArgumentParser) -> None:
 
 
 def add_direction_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", type=Path, help="YAML config (e.g. training/table1/gan_lenet_unit_k32.yaml); flags override it")
+    p.add_argument("--config", type=Path, help="YAML config (e.g. training/table1/gan_lenet_unit32.yaml); flags override it")
     p.add_argument("--recipe", choices=("paper", "cpu"),
                    help="named settings (training/recipes.py): paper (default) or cpu (LeNet at 64x64, lr 3e-3, "
                         "batch 32, 800 steps); --config and flags override it")

@@ -15,11 +15,11 @@ from .directions import drive_stoppable
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "table1", help="reproduce the paper's Table 1 (one cell or all twelve)",
-        description="Train Table 1 cells ({gan,vae} x {resnet,lenet} x {ortho_k32,unit_k32,unit_k100}) and write "
+        description="Train Table 1 cells ({gan,vae} x {resnet,lenet} x {ortho32,unit32,unit100}) and write "
                     "OUT/table1.md with RCA and L_s next to the paper's numbers. Finished cells are reused and "
                     "interrupted ones resume.")
     p.add_argument("--out", required=True, type=Path, help="folder for the cells' runs and table1.md")
-    p.add_argument("--cell", help="run one cell, e.g. gan_lenet_unit_k32 (needs --generator)")
+    p.add_argument("--cell", help="run one cell, e.g. gan_lenet_unit32 (needs --generator)")
     p.add_argument("--generator", help="generator for --cell (file, run folder or 'analytic')")
     p.add_argument("--gan", help="DCGAN generator for the GAN rows")
     p.add_argument("--vae", help="VAE for the VAE rows")
@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..paper import canonical_cell
     from ..runs.table1 import CELLS, run_table
 
     overrides = {k: getattr(args, k) for k in ("batch_size", "eval_batches", "seed") if getattr(args, k) is not None}
@@ -43,15 +44,15 @@ def run(args: argparse.Namespace) -> int:
         if not args.generator:
             print("error: --cell needs --generator", file=sys.stderr)
             return 2
-        kind = args.cell.split("_", 1)[0]
+        kind = canonical_cell(args.cell).split("_", 1)[0]
         generators = {kind: args.generator}
-        cells = [args.cell]
+        cells = [canonical_cell(args.cell)]
     else:
         generators = {"gan": args.gan, "vae": args.vae}
         if not args.gan and not args.vae:
             print("error: give --gan and/or --vae (or --cell with --generator)", file=sys.stderr)
             return 2
-        cells = [c.strip() for c in args.cells.split(",")] if args.cells else list(CELLS)
+        cells = [canonical_cell(c.strip()) for c in args.cells.split(",")] if args.cells else list(CELLS)
     bad = [c for c in cells if c not in CELLS]
     if bad:
         print(f"error: unknown cells {bad}; cells are {', '.join(CELLS)}", file=sys.stderr)

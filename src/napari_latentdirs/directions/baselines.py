@@ -29,9 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import METHODS, closed_form_methods
 from .set import DirectionSet
-
-METHODS = ("random", "ganspace", "pca-encoded", "sefa")
 
 
 def _canonical_sign(A: torch.Tensor) -> torch.Tensor:  # noqa: N803
@@ -187,22 +186,37 @@ def encoded_pca_directions(vae: Any, slices: torch.Tensor | np.ndarray, K: int |
                               "explained_variance": (s[:K] ** 2 / (x.shape[0] - 1)).tolist()})
 
 
+# The registry's entry points (``directions.METHODS``): one signature for every closed-form method.
+
+def random_method(G: Any, K: int | None = None, *, seed: int = 0, generator: str = "", **_: Any) -> DirectionSet:  # noqa: N803
+    return random_directions(_latent_dim(G), K, seed=seed, generator=generator)
+
+
+def sefa_method(G: Any, K: int | None = None, *, generator: str = "", **_: Any) -> DirectionSet:  # noqa: N803
+    return sefa_directions(G, K, generator=generator)
+
+
+def ganspace_method(G: Any, K: int | None = None, *, seed: int = 0, n_samples: int = 2000, generator: str = "",  # noqa: N803
+                    **_: Any) -> DirectionSet:
+    return ganspace_directions(G, K, n_samples=n_samples, seed=seed, generator=generator)
+
+
+def pca_encoded_method(G: Any, K: int | None = None, *, slices: Any = None, generator: str = "",  # noqa: N803
+                       **_: Any) -> DirectionSet:
+    return encoded_pca_directions(G, slices, K, generator=generator)
+
+
 def compute_baseline(method: str, G: Any, K: int | None = None, *, slices: Any = None, seed: int = 0,  # noqa: N803
                      n_samples: int = 2000, generator: str = "") -> DirectionSet:
-    """Dispatch by name (``METHODS``). The set records G's preprocessing (its HU window)."""
+    """Run a closed-form method of the registry (``directions.METHODS``) by name; the set
+    records G's preprocessing (its HU window)."""
     from ..models.registry import preprocessing_of
 
-    if method == "random":
-        ds = random_directions(_latent_dim(G), K, seed=seed, generator=generator)
-    elif method == "sefa":
-        ds = sefa_directions(G, K, generator=generator)
-    elif method == "ganspace":
-        ds = ganspace_directions(G, K, n_samples=n_samples, seed=seed, generator=generator)
-    elif method == "pca-encoded":
-        if slices is None:
-            raise ValueError("pca-encoded needs real slices to encode")
-        ds = encoded_pca_directions(G, slices, K, generator=generator)
-    else:
-        raise ValueError(f"unknown baseline {method!r}; choose from {METHODS}")
+    spec = METHODS.get(method)
+    if spec is None or spec.learned:
+        raise ValueError(f"unknown baseline {method!r}; choose from {closed_form_methods()}")
+    if "slices" in spec.needs and slices is None:
+        raise ValueError(f"{method} needs real slices to encode")
+    ds = spec.resolve()(G, K, slices=slices, seed=seed, n_samples=n_samples, generator=generator)
     ds.preprocessing = preprocessing_of(G).to_dict()
     return ds

@@ -51,6 +51,8 @@ from ..data.preprocess import Preprocessing
 from ..events import CheckpointSaved, Event, Finished, Message, Samples, Started, Step, Stopped
 from ..models.reconstructors import build_reconstructor, canonical_reconstructor, min_input_size
 from ..models.registry import preprocessing_of
+from ..paper import GENERATORS as PAPER_GENERATORS
+from ..paper import PAPER_STEPS, generator_kind
 from ..training.state import NonFiniteLossError, RunDir, ScalarLogger, check_run_folder
 from ..utils.runtime import bf16_supported, select_device, step_seed
 from ..utils.weights import (
@@ -69,13 +71,6 @@ RECONSTRUCTOR_FILE = "reconstructor.safetensors"
 CHECKPOINT = "last"
 GENERATOR_KINDS = ("gan", "vae", "analytic")
 
-# The paper's section 3.2: iterations per (K, generator, reconstructor).
-PAPER_STEPS: dict[tuple[int, str, str], int] = {
-    (32, "gan", "lenet"): 25_000, (32, "gan", "resnet18"): 3_000,
-    (32, "vae", "lenet"): 25_000, (32, "vae", "resnet18"): 3_000,
-    (100, "gan", "lenet"): 250_000, (100, "gan", "resnet18"): 10_000,
-    (100, "vae", "lenet"): 75_000, (100, "vae", "resnet18"): 4_000,
-}
 
 
 def paper_steps(K: int, generator_kind: str, reconstructor: str) -> int:  # noqa: N803
@@ -532,8 +527,8 @@ def resolve_generator(spec: str | Path, device: str | torch.device = "cpu",
     from ..models.registry import generator_fingerprint, generator_meta, load_generator
 
     meta = generator_meta(spec)
-    kind = {"dcgan": "gan", "vae": "vae"}.get(meta.get("kind", ""))
-    if kind is None:
+    kind = generator_kind(str(meta.get("kind", "")))
+    if kind not in PAPER_GENERATORS:
         raise ValueError(f"{spec}: unknown generator kind {meta.get('kind')!r}")
     return load_generator(spec, device=device), generator_fingerprint(spec), kind
 

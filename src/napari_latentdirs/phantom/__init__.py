@@ -6,21 +6,18 @@ Public API:
   slices in model space with every factor varying, plus per-slice ground truth.
 - ``write_phantom_tree(out, patients, seed, messy=False)``: LIDC-layout DICOM
   tree plus ``ground_truth.csv``.
-- ``probes.measure(x)`` with ``probes.PROBE_NAMES``.
+
+The phantom is a data source only: it imports nothing of ``probes``. The probes that measure its
+factors, and which ground-truth column each is scored against, are in ``probes.factors``.
 """
 
 from __future__ import annotations
 
-from ..probes.outline import PROBE_NAMES
 from .factors import FACTOR_NAMES, Acquisition, SubjectFactors, sample_acquisition, sample_subject
 from .sampling import sample_slices, slices_for
-from .truth import PROBE_NOMINAL, PROBE_TARGETS
 
 __all__ = [
     "FACTOR_NAMES",
-    "PROBE_NAMES",
-    "PROBE_NOMINAL",
-    "PROBE_TARGETS",
     "Acquisition",
     "SubjectFactors",
     "sample_acquisition",

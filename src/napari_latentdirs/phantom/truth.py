@@ -16,29 +16,6 @@ import numpy as np
 from .anatomy import breast_profile, outline_radius_mm
 from .factors import Acquisition, SubjectFactors
 
-#: Which ground-truth column each probe is scored against (image pixels).
-PROBE_TARGETS = {
-    "width": "eff_width_px",
-    "height": "eff_height_px",
-    "size": "eff_size_px",
-    "rotation": "rotation_deg",
-    "y_position": "eff_bottom_px",
-    "thickness": "eff_fat_px",
-    "breast_size": "eff_breast_px",
-    "z_level": "t",
-}
-#: The nominal factor behind each probe (reported for information).
-PROBE_NOMINAL = {
-    "width": "width_mm",
-    "height": "height_mm",
-    "size": "size",
-    "rotation": "rotation_deg",
-    "y_position": "y_offset_mm",
-    "thickness": "fat_mm",
-    "breast_size": "breast_mm",
-    "z_level": "t",
-}
-
 _PHI = np.linspace(0.0, 2 * math.pi, 720, endpoint=False)
 
 

@@ -34,8 +34,9 @@ import numpy as np
 from scipy import ndimage
 
 from ..data.preprocess import DEFAULT
+from .factors import PROBE_NAMES, Z_LEVEL
 
-PROBE_NAMES = ("width", "height", "size", "rotation", "y_position", "thickness", "breast_size", "z_level")
+__all__ = ["PROBE_NAMES", "measure", "polar_features", "shape_and_features", "to_hu"]
 
 BODY_HU = -400.0
 MIN_RUN_PX = 3.0
@@ -206,7 +207,7 @@ def shape_and_features(x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray
     for i, img in enumerate(hu):
         m, feats[i] = _measure_one(img)
         rows.append(m)
-    names = [p for p in PROBE_NAMES if p != "z_level"]
+    names = [p for p in PROBE_NAMES if p != Z_LEVEL]
     return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in names}, feats
 
 
@@ -224,5 +225,5 @@ def measure(x: np.ndarray, zlevel_model=None) -> dict[str, np.ndarray]:
     from . import zlevel
 
     model = zlevel_model if zlevel_model is not None else zlevel.default_regressor()
-    out["z_level"] = zlevel.predict_features(model, feats) if model is not None else np.full(len(feats), np.nan)
+    out[Z_LEVEL] = zlevel.predict_features(model, feats) if model is not None else np.full(len(feats), np.nan)
     return {k: out[k] for k in PROBE_NAMES}

@@ -49,8 +49,9 @@ def _saved_config(run: Path, man: Manifest) -> PipelineConfig:
 def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = None, progress: bool | None = None) -> Path:
     """Labels, comparison, scores, figures, interpolation and memorization for a finished run."""
     from ..analysis.figures import CT_WINDOW, FULL_RANGE
-    from ..analysis.labelling import LabelConfig, generate_images, phantom_probes
+    from ..analysis.labelling import LabelConfig, generate_images
     from ..models.registry import load_generator
+    from ..probes.phantom import phantom_probes
 
     run = Path(run)
     man = Manifest(run)
@@ -107,8 +108,8 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
 def _label_and_score(run, man, cfg, gens, base, probes, lcfg, prog, summary):
     from ..analysis.disentanglement import dci, mig
     from ..analysis.labelling import LabelResult, label_directions
-    from ..analysis.report import PAPER_FACTORS
     from ..directions.set import NOT_LEARNED, DirectionSet
+    from ..probes.factors import PAPER_FACTORS
 
     sets_out: list[dict[str, Any]] = []
     labels_by_set: dict[str, LabelResult] = {}
@@ -192,7 +193,7 @@ def _compare(sets_out, labels_by_set, probes, cfg, summary) -> dict[str, Any]:
 
 
 def _table1(sets_out: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    from ..analysis.report import PAPER_TABLE1
+    from ..paper import PAPER_TABLE1
 
     rows = []
     for s in sets_out:

@@ -6,12 +6,15 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..directions import METHODS
 from ..directions.set import LEARNED_RCA
+from ..paper import COLUMNS as PAPER_COLUMNS
+from ..paper import RECONSTRUCTORS as PAPER_RECONSTRUCTORS
 
-GENERATORS = ("vae", "gan")
-RECONSTRUCTORS = ("lenet", "resnet")
-CELLS = {"ortho32": ("ortho", 32), "unit32": ("unit", 32), "unit100": ("unit", 100)}
-BASELINES = ("random", "ganspace", "sefa")
+GENERATORS = ("vae", "gan")  # the VAE first: its sets are the report's main ones
+RECONSTRUCTORS = PAPER_RECONSTRUCTORS
+CELLS = PAPER_COLUMNS
+BASELINES = tuple(m for m, s in METHODS.items() if not s.learned and "encoder" not in s.needs)  # GAN and VAE alike
 
 
 @dataclass

@@ -28,29 +28,27 @@ from ..directions.voynov import (
     train_directions,
 )
 from ..events import Event, Finished, Stopped
+from ..paper import (
+    COLUMN_TITLES,
+    GENERATORS,
+    PAPER_TABLE1,
+    RECONSTRUCTORS,
+    canonical_cell,
+    cell_name,
+)
+from ..paper import COLUMNS as PAPER_COLUMNS
 
-GENERATORS = ("gan", "vae")
-RECONSTRUCTORS = ("resnet", "lenet")
-COLUMNS: dict[str, dict[str, Any]] = {
-    "ortho_k32": {"variant": "ortho", "K": 32},
-    "unit_k32": {"variant": "unit", "K": 32},
-    "unit_k100": {"variant": "unit", "K": 100},
-}
-COLUMN_TITLES = {"ortho_k32": "orthonormal, K=32", "unit_k32": "unit length, K=32", "unit_k100": "unit length, K=100"}
+COLUMNS: dict[str, dict[str, Any]] = {c: {"variant": v, "K": k} for c, (v, k) in PAPER_COLUMNS.items()}
 ROW_TITLES = {("gan", "resnet"): "GAN ResNet", ("gan", "lenet"): "GAN LeNet",
               ("vae", "resnet"): "VAE ResNet", ("vae", "lenet"): "VAE LeNet"}
 
-# The paper's Table 1 (RCA, L_s). Columns: orthonormal K=32, unit K=32, unit K=100.
-PAPER: dict[str, tuple[float, float]] = {
-    "gan_resnet_ortho_k32": (0.9236, 0.2538), "gan_resnet_unit_k32": (0.9383, 0.1949), "gan_resnet_unit_k100": (0.9522, 0.1560),
-    "gan_lenet_ortho_k32": (0.8559, 0.3317), "gan_lenet_unit_k32": (0.9062, 0.2439), "gan_lenet_unit_k100": (0.9305, 0.1406),
-    "vae_resnet_ortho_k32": (0.9939, 0.1040), "vae_resnet_unit_k32": (0.9947, 0.1086), "vae_resnet_unit_k100": (0.9861, 0.1117),
-    "vae_lenet_ortho_k32": (0.9800, 0.1421), "vae_lenet_unit_k32": (0.9895, 0.1090), "vae_lenet_unit_k100": (0.9791, 0.0962),
-}
-CELLS: tuple[str, ...] = tuple(f"{g}_{r}_{c}" for g in GENERATORS for r in RECONSTRUCTORS for c in COLUMNS)
+#: The paper's Table 1 (RCA, L_s) by cell name (``paper.PAPER_TABLE1``).
+PAPER: dict[str, tuple[float, float]] = {cell_name(*key): v for key, v in PAPER_TABLE1.items()}
+CELLS: tuple[str, ...] = tuple(cell_name(g, r, c) for g in GENERATORS for r in RECONSTRUCTORS for c in COLUMNS)
 
 
 def parse_cell(cell: str) -> tuple[str, str, str]:
+    cell = canonical_cell(cell)
     if cell not in CELLS:
         raise ValueError(f"unknown Table 1 cell {cell!r}; cells are {', '.join(CELLS)}")
     g, r, c = cell.split("_", 2)
@@ -59,6 +57,7 @@ def parse_cell(cell: str) -> tuple[str, str, str]:
 
 def cell_config(cell: str, **overrides: Any) -> DirectionsConfig:
     """The paper's settings for one cell (steps from section 3.2, batch 128, lr 1e-4, gamma 0.25)."""
+    cell = canonical_cell(cell)
     g, r, c = parse_cell(cell)
     cfg = DirectionsConfig(generator_kind=g, reconstructor="resnet18" if r == "resnet" else "lenet",
                            init="random", batch_size=128, lr=1e-4, gamma=0.25, eval_batches=100, **COLUMNS[c])
@@ -70,6 +69,7 @@ def cell_yaml(cell: str) -> str:
     """The text of ``training/table1/<cell>.yaml``."""
     import yaml
 
+    cell = canonical_cell(cell)
     g, r, c = parse_cell(cell)
     cfg = cell_config(cell)
     rca, ls = PAPER[cell]
@@ -86,6 +86,7 @@ def run_cell(cell: str, generator: Any, out: str | Path, *, fingerprint: str = "
              **overrides: Any) -> dict[str, Any]:
     """Train one cell into ``out`` (resuming if a checkpoint is there) and return its result row."""
     out = Path(out)
+    cell = canonical_cell(cell)
     cfg = cell_config(cell, steps_scale=steps_scale, generator_fingerprint=fingerprint, **overrides)
     done = out / DIRECTIONS_FILE
     if done.exists():
@@ -128,7 +129,7 @@ def run_table(generators: dict[str, Any], out: str | Path, *, steps_scale: float
             g, fp, _ = resolve_generator(spec, device="cpu")
             loaded[kind] = (g, fp)
     rows: list[dict[str, Any]] = []
-    for cell in cells or CELLS:
+    for cell in [canonical_cell(c) for c in cells] if cells else CELLS:
         kind = parse_cell(cell)[0]
         if kind not in loaded:
             continue
@@ -151,7 +152,8 @@ def write_table(rows: list[dict[str, Any]], out: Path, *, steps_scale: float, no
     old = out / "table1.json"
     if old.is_file():
         previous = json.loads(old.read_text())
-        merged.update({r["cell"]: r for r in previous.get("rows", []) if r.get("cell") in CELLS})
+        merged.update({canonical_cell(r["cell"]): {**r, "cell": canonical_cell(r["cell"])}
+                       for r in previous.get("rows", []) if canonical_cell(r.get("cell", "")) in CELLS})
         note = note or previous.get("note", "")
     merged.update({r["cell"]: {**r, "steps_scale": r.get("steps_scale", steps_scale)} for r in rows if "rca" in r})
     done = [merged[c] for c in CELLS if c in merged]
