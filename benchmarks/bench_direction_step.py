@@ -31,7 +31,7 @@ from napari_latentdirs.models.dcgan import Generator, dcgan_config
 from napari_latentdirs.models.reconstructors import build_reconstructor
 
 
-def reference_step(G, A, R, optimizers, z, k, alpha, gamma):  # noqa: N803
+def reference_step(G, A, R, optimizers, z, k, alpha, gamma):
     """The reference code's step: G not frozen, two autograd forwards, weight gradients computed."""
     G.zero_grad()
     for opt in optimizers:
@@ -46,7 +46,7 @@ def reference_step(G, A, R, optimizers, z, k, alpha, gamma):  # noqa: N803
     return loss.detach()
 
 
-def bound_step(G, z):  # noqa: N803
+def bound_step(G, z):
     with torch.no_grad():
         G.generate(z)
     zz = z.clone().requires_grad_(True)
@@ -97,9 +97,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    G = Generator(dcgan_config(args.preset)).to(device).eval()  # noqa: N806
-    A = DirectionModel(G.latent_dim, 32, "unit").to(device)  # noqa: N806
-    R = build_reconstructor("lenet", 32).to(device)  # noqa: N806
+    G = Generator(dcgan_config(args.preset)).to(device).eval()
+    A = DirectionModel(G.latent_dim, 32, "unit").to(device)
+    R = build_reconstructor("lenet", 32).to(device)
     opts = [torch.optim.Adam(A.parameters(), 1e-4), torch.optim.Adam(R.parameters(), 1e-4)]
     gen = torch.Generator(device=device).manual_seed(0)
     z, k, alpha = sample_inputs(gen, args.batch, G.latent_dim, 32, 6.0, 0.5, device)

@@ -48,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     rec = direction_recipe("cpu")
-    K, batch, lr = 32, rec["batch_size"], rec["lr"]  # noqa: N806
-    G = freeze(load_generator(require_demo(args.generator).generator))  # noqa: N806
+    K, batch, lr = 32, rec["batch_size"], rec["lr"]
+    G = freeze(load_generator(require_demo(args.generator).generator))
     d = G.latent_dim
     torch.manual_seed(args.seed)
-    A = DirectionModel(d, K, "unit", "random", 0.1, generator=torch.Generator().manual_seed(args.seed))  # noqa: N806
-    R = build_reconstructor(rec["reconstructor"], K, 1, rec["reconstructor_input"])  # noqa: N806
+    A = DirectionModel(d, K, "unit", "random", 0.1, generator=torch.Generator().manual_seed(args.seed))
+    R = build_reconstructor(rec["reconstructor"], K, 1, rec["reconstructor_input"])
     opts = [torch.optim.Adam(A.parameters(), lr=lr), torch.optim.Adam(R.parameters(), lr=lr)]
     sampler = torch.Generator().manual_seed(args.seed + 1)
 

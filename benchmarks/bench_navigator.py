@@ -45,9 +45,9 @@ def main() -> None:
     from napari_latentdirs.models.dcgan import Generator, dcgan_config
 
     torch.manual_seed(0)
-    G = Generator(dcgan_config("paper")).eval().requires_grad_(False)  # noqa: N806
+    G = Generator(dcgan_config("paper")).eval().requires_grad_(False)
     n_params = sum(p.numel() for p in G.parameters())
-    A = np.random.default_rng(0).standard_normal((32, 8)).astype(np.float32)  # noqa: N806
+    A = np.random.default_rng(0).standard_normal((32, 8)).astype(np.float32)
     A /= np.linalg.norm(A, axis=0)
     ds = DirectionSet(A, "unit")
     z = torch.randn(1, 32)

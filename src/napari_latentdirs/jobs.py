@@ -118,7 +118,7 @@ def directions_job(stop: threading.Event, *, cfg: Any, spec: str, run_dir: str |
     return (yield from train_directions(replace(cfg, generator_fingerprint=fp), gen, Path(run_dir), stop))
 
 
-def baseline_job(stop: threading.Event, *, method: str, spec: str, K: int, seed: int, run_dir: str | Path,  # noqa: N803, ARG001 - one closed-form step: nothing to stop
+def baseline_job(stop: threading.Event, *, method: str, spec: str, K: int, seed: int, run_dir: str | Path,  # noqa: ARG001 - one closed-form step: nothing to stop
                  weights: str | None = None) -> Iterator[Event]:
     """A closed-form method of the registry (``directions.METHODS``: PCA/GANSpace, SeFa, random, ...)
     saved like a learned direction set."""

@@ -28,7 +28,7 @@ def labelled():
     g = PhantomFactorGenerator()
     probes = phantom_probes()
 
-    def label(A, seed):  # noqa: N803
+    def label(A, seed):
         return label_directions(g, A, probes, LabelConfig(n_latents=12, alphas=(-2.0, 2.0), n_boot=50, seed=seed))
 
     known = [label(g.factor_directions(), seed) for seed in range(3)]

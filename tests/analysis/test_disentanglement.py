@@ -77,7 +77,7 @@ def test_dci_ignores_noise_codes_in_disentanglement_weighting():
 
 def test_lasso_matches_least_squares_without_penalty():
     rng = np.random.default_rng(3)
-    X = rng.normal(size=(500, 5))  # noqa: N806
+    X = rng.normal(size=(500, 5))
     w_true = np.array([1.0, -2.0, 0.0, 0.5, 3.0])
     y = X @ w_true
     w = lasso(X - X.mean(0), y - y.mean(), alpha=0.0, iters=2000, tol=1e-12)

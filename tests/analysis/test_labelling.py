@@ -26,7 +26,7 @@ def analytic_labels():
     known = g.factor_directions().numpy()
     # Shuffle the known directions among random ones, and scale them, so neither order nor norm gives them away.
     rand = rng.standard_normal((g.latent_dim, 6))
-    A = np.concatenate([known * 2.5, rand], axis=1)  # noqa: N806
+    A = np.concatenate([known * 2.5, rand], axis=1)
     perm = rng.permutation(A.shape[1])
     ds = DirectionSet(A[:, perm], method="test")
     res = label_directions(g, ds, ellipse_probes(), LabelConfig(n_latents=32, n_boot=100))
@@ -57,7 +57,7 @@ def test_random_directions_are_entangled_or_weak(analytic_labels):
 def test_duplicates_are_grouped_and_dead_directions_have_no_effect():
     g = analytic_generator(size=32)
     eye = np.eye(g.latent_dim)
-    A = np.stack([eye[0], eye[0] + 0.15 * eye[9], eye[2], eye[20], eye[3]], axis=1)  # noqa: N806
+    A = np.stack([eye[0], eye[0] + 0.15 * eye[9], eye[2], eye[20], eye[3]], axis=1)
     res = label_directions(g, A, ellipse_probes(), LabelConfig(n_latents=24, n_boot=50))
     assert res.groups == [[0, 1]]
     assert res.labels[3] == NO_EFFECT
@@ -100,7 +100,7 @@ def test_phantom_probes_label_the_phantoms_own_factors():
 
     g = PhantomFactorGenerator()
     rng = np.random.default_rng(0)
-    A = np.concatenate([np.eye(10)[:, :8], rng.standard_normal((10, 3))], axis=1)  # noqa: N806
+    A = np.concatenate([np.eye(10)[:, :8], rng.standard_normal((10, 3))], axis=1)
     res = label_directions(g, A, phantom_probes(), LabelConfig(n_latents=12, alphas=(-2.0, 2.0), n_boot=100))
     has_z = zlevel.default_regressor() is not None
     for k, factor in enumerate(PHANTOM_TRUTH):

@@ -20,9 +20,9 @@ from napari_latentdirs.models.reconstructors import build_reconstructor
 
 def _trained(steps: int = 150):
     torch.manual_seed(0)
-    G = AnalyticEllipseGenerator().eval().requires_grad_(False)  # noqa: N806
-    A = DirectionModel(G.latent_dim, 8, "unit", generator=torch.Generator().manual_seed(0))  # noqa: N806
-    R = build_reconstructor("lenet", 8)  # noqa: N806
+    G = AnalyticEllipseGenerator().eval().requires_grad_(False)
+    A = DirectionModel(G.latent_dim, 8, "unit", generator=torch.Generator().manual_seed(0))
+    R = build_reconstructor("lenet", 8)
     opts = [torch.optim.Adam(R.parameters(), lr=3e-3), torch.optim.Adam(A.parameters(), lr=3e-3)]
     gen = torch.Generator().manual_seed(1)
     for _ in range(steps):
@@ -32,7 +32,7 @@ def _trained(steps: int = 150):
 
 
 def test_rca_uses_batch_statistics_re_estimated_on_the_training_distribution():
-    G, A, R = _trained()  # noqa: N806
+    G, A, R = _trained()
     kw = {"batches": 8, "batch_size": 64, "gamma": 0.25, "seed": 3}
     fair = evaluate(G, A, R, **kw)["rca"]
     # stale running averages, as a fast-moving R leaves them: the old measurement drops, the new one not
@@ -57,8 +57,8 @@ def test_rca_uses_batch_statistics_re_estimated_on_the_training_distribution():
 
 def test_reconstructor_input_sees_the_area_averaged_pair(tmp_path):
     torch.manual_seed(0)
-    R64 = build_reconstructor("lenet", 5, input_size=64).eval()  # noqa: N806
-    R = build_reconstructor("lenet", 5).eval()  # noqa: N806
+    R64 = build_reconstructor("lenet", 5, input_size=64).eval()
+    R = build_reconstructor("lenet", 5).eval()
     R.load_state_dict(R64.state_dict())
     x, y = torch.rand(2, 1, 128, 128), torch.rand(2, 1, 128, 128)
     a = R64(x, y)[0]

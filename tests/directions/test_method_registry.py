@@ -22,9 +22,9 @@ from napari_latentdirs.directions.set import DirectionSet
 from napari_latentdirs.models.analytic import AnalyticEllipseGenerator
 
 
-def toy_method(G, K=None, *, seed=0, generator="", **_):  # noqa: N803
+def toy_method(G, K=None, *, seed=0, generator="", **_):
     """The first K latent axes: a direction method in one function."""
-    K = K or G.latent_dim  # noqa: N806
+    K = K or G.latent_dim
     return DirectionSet(A=np.eye(G.latent_dim, K, dtype=np.float32), method="toy-axes", generator=generator,
                         meta={"K": K, "seed": seed})
 

@@ -102,7 +102,7 @@ def test_a_wrong_factory_is_a_message_before_start(make_napari_viewer, sync_work
 def test_navigator_takes_a_factory_beside_select_file(make_napari_viewer, sync_workers, tmp_path):
     viewer = make_napari_viewer()
     _, nav = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Latent navigator")
-    A = np.linalg.qr(np.random.default_rng(0).standard_normal((5, 5)))[0][:, :2]  # noqa: N806
+    A = np.linalg.qr(np.random.default_rng(0).standard_normal((5, 5)))[0][:, :2]
     DirectionSet(A, "unit").save(tmp_path / "d.safetensors")
     nav.factory_edit.setText(f"{HERE}:make_g")
     nav.directions_edit.value = str(tmp_path / "d.safetensors")

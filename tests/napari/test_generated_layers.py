@@ -162,7 +162,7 @@ def _run_folder(tmp_path, tiny_gan, tiny_dirs):
     ds = DirectionSet(tiny_dirs.A, "unit", generator_fingerprint(g))  # no labels in the set itself
     dpath = ds.save(run / "directions" / "gan-lenet-unit32" / "directions.safetensors")
     (run / "manifest.json").write_text(json.dumps({"sets": {"gan-lenet-unit32": {"path": "/elsewhere/myrun/directions/gan-lenet-unit32/directions.safetensors"}}}))
-    K, F = ds.K, 2  # noqa: N806
+    K, F = ds.K, 2
     z = np.zeros((K, F))
     res = LabelResult(factors=["width", "z_level"], probe_set="phantom", method="unit", effects=z, signed=z, ci_low=z,
                       ci_high=z, significant=z, selectivity=np.array([0.31, 0.82, 0.5]), consistency=np.ones(K),

@@ -12,8 +12,8 @@ from napari_latentdirs.directions.set import DirectionSet
 def toy():
     import numpy as np
 
-    def toy_method(G, K=None, *, generator="", **_):  # noqa: N803
-        K = K or G.latent_dim  # noqa: N806
+    def toy_method(G, K=None, *, generator="", **_):
+        K = K or G.latent_dim
         return DirectionSet(A=np.eye(G.latent_dim, K, dtype=np.float32), method="toy-axes", generator=generator)
 
     register_method("toy-axes", MethodSpec(toy_method, False, (), "the first K axes", "toy axes"))

@@ -292,9 +292,9 @@ def test_direction_step_under_bf16_autocast_keeps_float32_losses():
     from napari_latentdirs.models.reconstructors import build_reconstructor
 
     torch.manual_seed(0)
-    G = freeze(AnalyticEllipseGenerator())  # noqa: N806
-    A = DirectionModel(32, 4, "unit", generator=torch.Generator().manual_seed(0))  # noqa: N806
-    R = build_reconstructor("lenet", 4, 1)  # noqa: N806
+    G = freeze(AnalyticEllipseGenerator())
+    A = DirectionModel(32, 4, "unit", generator=torch.Generator().manual_seed(0))
+    R = build_reconstructor("lenet", 4, 1)
     opts = [torch.optim.Adam(A.parameters(), lr=1e-3), torch.optim.Adam(R.parameters(), lr=1e-3)]
     before = A.matrix().detach().clone()
     z, k, alpha = sample_inputs(torch.Generator().manual_seed(0), 8, 32, 4, 6.0, 0.5, torch.device("cpu"))

@@ -155,7 +155,7 @@ class DirectionsDock(EngineDock):
         spec = self.generator_path()
         weights = self.generator_weights()
         method = self.methods[self.method_combo.currentText()]
-        K = self.k_spin.value()  # noqa: N806
+        K = self.k_spin.value()
         seed = self.seed_spin.value()
         kind = self.generator_kind(spec, weights)  # a wrong file or interface: a message before Start
         if not REGISTRY[method].learned:

@@ -324,7 +324,7 @@ class EngineDock(QWidget):
         self.inputs.setEnabled(not running)
         self.state_changed.emit(state)
 
-    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: Any) -> None:  # Qt API
         self.runner.stop_and_wait()
         super().closeEvent(event)
 
@@ -341,16 +341,16 @@ class _FixedLabel(QLabel):
         self.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
 
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+    def setText(self, text: str) -> None:  # Qt API
         super().setText(text)
         self.setToolTip(text)
 
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+    def sizeHint(self) -> QSize:  # Qt API
         m = self.contentsMargins()
         return QSize(200, self._lines * self.fontMetrics().lineSpacing() + m.top() + m.bottom() + 4)
 
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+    def minimumSizeHint(self) -> QSize:  # Qt API
         return QSize(0, self.sizeHint().height())
 
-    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt API
+    def hasHeightForWidth(self) -> bool:  # Qt API
         return False

@@ -174,7 +174,7 @@ class LossPlot(QWidget):
         lo, hi = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
         return np.repeat(x[starts], 2), np.column_stack([lo, hi]).ravel()
 
-    def paintEvent(self, event) -> None:  # noqa: N802, ANN001 - Qt API
+    def paintEvent(self, event) -> None:  # noqa: ANN001 - Qt API
         if self._image is None or self._image.size() != self.size():
             self._image = self.render_image(self.width(), self.height())
         p = QPainter(self)

@@ -643,7 +643,7 @@ class LatentNavigator(QWidget):
         self._jobs.start(job, f"exporting {path.name}")
 
     # ------------------------------------------------------------------ teardown
-    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: Any) -> None:  # Qt API
         self.shutdown()
         super().closeEvent(event)
 

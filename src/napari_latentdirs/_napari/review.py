@@ -425,7 +425,7 @@ class ReviewWidget(QWidget):
             nxt = cur + self._dir
         self.viewer.dims.set_current_step(axis, int(np.clip(nxt, 0, s - 1)))
 
-    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
+    def closeEvent(self, event: Any) -> None:  # Qt API
         self.shutdown()
         super().closeEvent(event)
 

@@ -312,7 +312,7 @@ class EngineRunner(QObject):
                 w.removeEventFilter(self)
         self._filtering = on
 
-    def eventFilter(self, obj: Any, event: Any) -> bool:  # noqa: N802 - Qt API
+    def eventFilter(self, obj: Any, event: Any) -> bool:  # Qt API
         if event.type() == QEvent.Type.Close and self._running:
             self.stop_and_wait()
         return False

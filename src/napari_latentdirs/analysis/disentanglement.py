@@ -95,7 +95,7 @@ def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> MIGResult:
     return MIGResult(float(gap.mean()), gap, mi, mi.argmax(0))
 
 
-def lasso(X: np.ndarray, y: np.ndarray, alpha: float, iters: int = 300, tol: float = 1e-7) -> np.ndarray:  # noqa: N803
+def lasso(X: np.ndarray, y: np.ndarray, alpha: float, iters: int = 300, tol: float = 1e-7) -> np.ndarray:
     """Coordinate-descent LASSO: min 1/(2N)||y - Xw||^2 + alpha ||w||_1 (X, y centred)."""
     n, d = X.shape
     w = np.zeros(d)
@@ -158,9 +158,9 @@ def dci(
         mu, sd = a[tr].mean(0), a[tr].std(0)
         return (a - mu) / np.where(sd > 0, sd, 1.0)
 
-    Z = standardise(codes)  # noqa: N806
-    V = standardise(factors)  # noqa: N806
-    R = np.zeros((d, k))  # noqa: N806
+    Z = standardise(codes)
+    V = standardise(factors)
+    R = np.zeros((d, k))
     errs = np.zeros(k)
     for j in range(k):
         w = lasso(Z[tr], V[tr, j], alpha)

@@ -63,12 +63,12 @@ def mosaic(images: np.ndarray, pad: int = 2, fill: float = 1.0) -> np.ndarray:
     return out
 
 
-def shift_images(generator: Any, A: np.ndarray, ks: Sequence[int], z: np.ndarray, alphas: Sequence[float],  # noqa: N803
+def shift_images(generator: Any, A: np.ndarray, ks: Sequence[int], z: np.ndarray, alphas: Sequence[float],
                  normalise: bool = True) -> np.ndarray:
     """Images (len(ks), len(alphas), H, W): row r is z[r % len(z)] shifted along A[:, ks[r]]."""
-    A = np.asarray(A, np.float32)  # noqa: N806
+    A = np.asarray(A, np.float32)
     if normalise:
-        A = A / np.maximum(np.linalg.norm(A, axis=0, keepdims=True), 1e-12)  # noqa: N806
+        A = A / np.maximum(np.linalg.norm(A, axis=0, keepdims=True), 1e-12)
     z = np.atleast_2d(np.asarray(z, np.float32))
     a = np.asarray(alphas, np.float32)
     zs = np.stack([z[r % len(z)][None] + a[:, None] * A[:, k][None] for r, k in enumerate(ks)])
@@ -119,7 +119,7 @@ def _alpha_labels(alphas: Sequence[float]) -> list[str]:
     return ["original" if a == 0 else f"{a:+g}" for a in alphas]
 
 
-def fig_direction_grid(generator: Any, A: np.ndarray, ks: Sequence[int], labels: Sequence[str], path: str | Path,  # noqa: N803
+def fig_direction_grid(generator: Any, A: np.ndarray, ks: Sequence[int], labels: Sequence[str], path: str | Path,
                        alphas: Sequence[float] = (-6, -4, -2, 0, 2, 4, 6), seed: int = 0, title: str = "",
                        window: tuple[float, float] | None = None) -> Path:
     """Paper Fig. 2: one row per direction (own random latent), shifts left/right of the original."""
@@ -145,7 +145,7 @@ def fig_latents_along(generator: Any, direction: np.ndarray, path: str | Path, n
     return _save_mosaic(grid, path, None, cols, title, _window_of(generator, window))
 
 
-def fig_random_vs_discovered(generator: Any, A_random: np.ndarray, A_found: np.ndarray, path: str | Path,  # noqa: N803
+def fig_random_vs_discovered(generator: Any, A_random: np.ndarray, A_found: np.ndarray, path: str | Path,
                              ks_found: Sequence[int] | None = None, n: int = 5,
                              alphas: Sequence[float] = (-6, -3, 0, 3, 6), seed: int = 0, title: str = "",
                              window: tuple[float, float] | None = None) -> Path:

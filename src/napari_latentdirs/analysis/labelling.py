@@ -102,7 +102,7 @@ class LabelResult:
     slopes: np.ndarray | None = None
 
     @property
-    def K(self) -> int:  # noqa: N802
+    def K(self) -> int:
         return int(self.effects.shape[0])
 
     def group_of(self, k: int) -> int | None:
@@ -312,14 +312,14 @@ def label_directions(
     """Measure what every direction does and name it (see the module docstring)."""
     cfg = cfg or LabelConfig()
     if isinstance(directions, DirectionSet):
-        A, method = directions.A, directions.method  # noqa: N806
+        A, method = directions.A, directions.method
     else:
-        A, method = np.asarray(directions, dtype=np.float32), "matrix"  # noqa: N806
-    d, K = A.shape  # noqa: N806
+        A, method = np.asarray(directions, dtype=np.float32), "matrix"
+    d, K = A.shape
     if d != generator.latent_dim:
         raise ValueError(f"directions have latent_dim {d}, generator has {generator.latent_dim}")
     if cfg.normalise:
-        A = A / np.maximum(np.linalg.norm(A, axis=0, keepdims=True), 1e-12)  # noqa: N806
+        A = A / np.maximum(np.linalg.norm(A, axis=0, keepdims=True), 1e-12)
     alphas = np.asarray(cfg.alphas, dtype=np.float64)
     if alphas.size < 1 or np.any(alphas == 0):
         raise ValueError("alphas must be non-zero")
@@ -327,7 +327,7 @@ def label_directions(
     rng = np.random.default_rng(cfg.seed)
     n = cfg.n_latents
     z0 = rng.standard_normal((n, d)).astype(np.float32)
-    F = len(probes.factors)  # noqa: N806
+    F = len(probes.factors)
     periods = np.array([probes.periods.get(f, 0.0) for f in probes.factors])
 
     x0 = generate_images(generator, z0, cfg.batch_size)

@@ -305,7 +305,7 @@ def direction_info(ds: object, path: str | Path | None = None) -> DirectionInfo:
     """Labels, selectivity and run name of a direction set: from the set itself (``labels``,
     ``meta["selectivity"]``, ``meta["run"]``), else from the automatic labels of the
     ``latentdirs run`` folder it belongs to (``<run>/analysis/labels/<set>.json``)."""
-    K = int(ds.K)  # type: ignore[attr-defined]  # noqa: N806
+    K = int(ds.K)  # type: ignore[attr-defined]
     meta = ds.meta if isinstance(getattr(ds, "meta", None), dict) else {}  # type: ignore[attr-defined]
     labels = list(ds.labels) if ds.labels else [""] * K  # type: ignore[attr-defined]
     sel_raw = meta.get("selectivity")

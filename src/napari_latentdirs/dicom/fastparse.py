@@ -27,7 +27,7 @@ _U32 = struct.Struct("<I")
 _TAG = struct.Struct("<HH")
 
 
-class Unsupported(Exception):  # noqa: N818 - internal signal, never escapes the package
+class Unsupported(Exception):  # internal signal, never escapes the package
     """Not a clean native little-endian file: use pydicom instead."""
 
 

@@ -33,28 +33,28 @@ from . import METHODS, closed_form_methods
 from .set import DirectionSet
 
 
-def _canonical_sign(A: torch.Tensor) -> torch.Tensor:  # noqa: N803
+def _canonical_sign(A: torch.Tensor) -> torch.Tensor:
     idx = A.abs().argmax(dim=0)
     signs = torch.sign(A[idx, torch.arange(A.shape[1])])
     signs[signs == 0] = 1
     return A * signs
 
 
-def _check_k(K: int | None, limit: int, what: str) -> int:  # noqa: N803
-    K = limit if K is None else int(K)  # noqa: N806
+def _check_k(K: int | None, limit: int, what: str) -> int:
+    K = limit if K is None else int(K)
     if not 1 <= K <= limit:
         raise ValueError(f"{what} gives at most {limit} directions here; K={K} requested")
     return K
 
 
-def _latent_dim(G: Any) -> int:  # noqa: N803
+def _latent_dim(G: Any) -> int:
     d = getattr(G, "latent_dim", None)
     if not isinstance(d, int):
         raise TypeError(f"{type(G).__name__} has no integer latent_dim")
     return d
 
 
-def _first_layer(G: Any) -> nn.Module:  # noqa: N803
+def _first_layer(G: Any) -> nn.Module:
     layer = getattr(G, "first_layer", None)
     if not isinstance(layer, nn.Module):
         raise TypeError(f"{type(G).__name__} exposes no first_layer module; SeFa and GANSpace need it")
@@ -74,8 +74,8 @@ def _device_dtype(module: nn.Module) -> tuple[torch.device, torch.dtype]:
     return torch.device("cpu"), torch.float32
 
 
-def random_directions(latent_dim: int, K: int | None = None, seed: int = 0, generator: str = "") -> DirectionSet:  # noqa: N803
-    K = latent_dim if K is None else int(K)  # noqa: N806
+def random_directions(latent_dim: int, K: int | None = None, seed: int = 0, generator: str = "") -> DirectionSet:
+    K = latent_dim if K is None else int(K)
     if K < 1:
         raise ValueError(f"K must be positive, got {K}")
     a = torch.randn(latent_dim, K, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
@@ -84,7 +84,7 @@ def random_directions(latent_dim: int, K: int | None = None, seed: int = 0, gene
 
 
 @torch.no_grad()
-def first_layer_matrix(G: Any) -> torch.Tensor:  # noqa: N803
+def first_layer_matrix(G: Any) -> torch.Tensor:
     """W (F, d): the first layer's linear response to each latent axis, float64 on the CPU."""
     d = _latent_dim(G)
     layer = _first_layer(G)
@@ -95,24 +95,24 @@ def first_layer_matrix(G: Any) -> torch.Tensor:  # noqa: N803
 
 
 @torch.no_grad()
-def sefa_directions(G: Any, K: int | None = None, generator: str = "") -> DirectionSet:  # noqa: N803
-    W = first_layer_matrix(G)  # noqa: N806
-    K = _check_k(K, W.shape[1], "SeFa")  # noqa: N806
+def sefa_directions(G: Any, K: int | None = None, generator: str = "") -> DirectionSet:
+    W = first_layer_matrix(G)
+    K = _check_k(K, W.shape[1], "SeFa")
     evals, evecs = torch.linalg.eigh(W.T @ W)
     order = torch.argsort(evals, descending=True)[:K]
-    A = _canonical_sign(evecs[:, order])  # noqa: N806
+    A = _canonical_sign(evecs[:, order])
     return DirectionSet(A=A.float().numpy(), method="sefa", generator=generator,
                        meta={"K": K, "eigenvalues": evals[order].tolist()})
 
 
-def _pca_scores(X: torch.Tensor, K: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: N803
+def _pca_scores(X: torch.Tensor, K: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """PCA of the rows of X (N, F): the coefficients (N, K) and the explained variances (K,).
 
     Exact SVD when X is small; for wide activations (the paper DCGAN's first layer has
     32768 features) a randomised SVD of the top K + 10 components (Halko et al.), which is
     exact to rounding for a rank-deficient X such as a linear layer's response to d < K + 10
     latent dimensions."""
-    Xc = X - X.mean(dim=0, keepdim=True)  # noqa: N806
+    Xc = X - X.mean(dim=0, keepdim=True)
     n, f = Xc.shape
     if min(n, f) <= 512:
         u, s, _ = torch.linalg.svd(Xc, full_matrices=False)
@@ -123,10 +123,10 @@ def _pca_scores(X: torch.Tensor, K: int, seed: int = 0) -> tuple[torch.Tensor, t
 
 
 @torch.no_grad()
-def ganspace_directions(G: Any, K: int | None = None, n_samples: int = 2000, seed: int = 0,  # noqa: N803
+def ganspace_directions(G: Any, K: int | None = None, n_samples: int = 2000, seed: int = 0,
                         batch_size: int = 250, layer: nn.Module | None = None, generator: str = "") -> DirectionSet:
     d = _latent_dim(G)
-    K = _check_k(K, d, "GANSpace")  # noqa: N806
+    K = _check_k(K, d, "GANSpace")
     if n_samples <= d:
         raise ValueError(f"GANSpace needs more samples than latent dimensions ({n_samples} <= {d})")
     layer = layer if layer is not None else _first_layer(G)
@@ -141,14 +141,14 @@ def ganspace_directions(G: Any, K: int | None = None, n_samples: int = 2000, see
         acts.append(run(zs[i:i + batch_size].to(device=device, dtype=dtype)).double().cpu())
     coeffs, variances = _pca_scores(torch.cat(acts), K, seed)
     # Regress z on the coefficients: z ~= coeffs @ U, U (K, d); row k is component k's latent direction.
-    U = torch.linalg.lstsq(coeffs, zs - zs.mean(dim=0, keepdim=True)).solution  # noqa: N806
-    A = U.T / U.T.norm(dim=0, keepdim=True).clamp_min(1e-12)  # noqa: N806
+    U = torch.linalg.lstsq(coeffs, zs - zs.mean(dim=0, keepdim=True)).solution
+    A = U.T / U.T.norm(dim=0, keepdim=True).clamp_min(1e-12)
     return DirectionSet(A=_canonical_sign(A).float().numpy(), method="ganspace", generator=generator,
                         meta={"K": K, "n_samples": n_samples, "seed": seed,
                               "explained_variance": variances.tolist()})
 
 
-def _hooked(G: Any, layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:  # noqa: N803
+def _hooked(G: Any, layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     def run(z: torch.Tensor) -> torch.Tensor:
         box: list[torch.Tensor] = []
         handle = layer.register_forward_hook(lambda _m, _i, out: box.append(out))
@@ -163,13 +163,13 @@ def _hooked(G: Any, layer: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 @torch.no_grad()
-def encoded_pca_directions(vae: Any, slices: torch.Tensor | np.ndarray, K: int | None = None,  # noqa: N803
+def encoded_pca_directions(vae: Any, slices: torch.Tensor | np.ndarray, K: int | None = None,
                            batch_size: int = 64, generator: str = "") -> DirectionSet:
     """PCA of ``vae.encode(x)`` over real slices (N, H, W) or (N, 1, H, W) in model space."""
     if not hasattr(vae, "encode"):
         raise TypeError(f"{type(vae).__name__} has no encode(x): encoded PCA needs a VAE")
     d = _latent_dim(vae)
-    K = _check_k(K, d, "PCA of encoded slices")  # noqa: N806
+    K = _check_k(K, d, "PCA of encoded slices")
     x = torch.as_tensor(np.asarray(slices, dtype=np.float32))
     if x.ndim == 3:
         x = x[:, None]
@@ -180,7 +180,7 @@ def encoded_pca_directions(vae: Any, slices: torch.Tensor | np.ndarray, K: int |
                      for i in range(0, x.shape[0], batch_size)])
     mc = mus - mus.mean(dim=0, keepdim=True)
     _, s, vh = torch.linalg.svd(mc, full_matrices=False)
-    A = _canonical_sign(vh[:K].T)  # noqa: N806
+    A = _canonical_sign(vh[:K].T)
     return DirectionSet(A=A.float().numpy(), method="pca-encoded", generator=generator,
                         meta={"K": K, "n_slices": int(x.shape[0]),
                               "explained_variance": (s[:K] ** 2 / (x.shape[0] - 1)).tolist()})
@@ -188,25 +188,25 @@ def encoded_pca_directions(vae: Any, slices: torch.Tensor | np.ndarray, K: int |
 
 # The registry's entry points (``directions.METHODS``): one signature for every closed-form method.
 
-def random_method(G: Any, K: int | None = None, *, seed: int = 0, generator: str = "", **_: Any) -> DirectionSet:  # noqa: N803
+def random_method(G: Any, K: int | None = None, *, seed: int = 0, generator: str = "", **_: Any) -> DirectionSet:
     return random_directions(_latent_dim(G), K, seed=seed, generator=generator)
 
 
-def sefa_method(G: Any, K: int | None = None, *, generator: str = "", **_: Any) -> DirectionSet:  # noqa: N803
+def sefa_method(G: Any, K: int | None = None, *, generator: str = "", **_: Any) -> DirectionSet:
     return sefa_directions(G, K, generator=generator)
 
 
-def ganspace_method(G: Any, K: int | None = None, *, seed: int = 0, n_samples: int = 2000, generator: str = "",  # noqa: N803
+def ganspace_method(G: Any, K: int | None = None, *, seed: int = 0, n_samples: int = 2000, generator: str = "",
                     **_: Any) -> DirectionSet:
     return ganspace_directions(G, K, n_samples=n_samples, seed=seed, generator=generator)
 
 
-def pca_encoded_method(G: Any, K: int | None = None, *, slices: Any = None, generator: str = "",  # noqa: N803
+def pca_encoded_method(G: Any, K: int | None = None, *, slices: Any = None, generator: str = "",
                        **_: Any) -> DirectionSet:
     return encoded_pca_directions(G, slices, K, generator=generator)
 
 
-def compute_baseline(method: str, G: Any, K: int | None = None, *, slices: Any = None, seed: int = 0,  # noqa: N803
+def compute_baseline(method: str, G: Any, K: int | None = None, *, slices: Any = None, seed: int = 0,
                      n_samples: int = 2000, generator: str = "") -> DirectionSet:
     """Run a closed-form method of the registry (``directions.METHODS``) by name; the set
     records G's preprocessing (its HU window)."""

@@ -28,7 +28,7 @@ INITS = ("random", "axes")
 
 
 class DirectionModel(nn.Module):
-    def __init__(self, latent_dim: int, K: int, variant: str = "unit", init: str = "random",  # noqa: N803
+    def __init__(self, latent_dim: int, K: int, variant: str = "unit", init: str = "random",
                  init_scale: float = 0.1, generator: torch.Generator | None = None) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -90,7 +90,7 @@ class DirectionModel(nn.Module):
 
 def orthonormality_error(A: torch.Tensor) -> float:
     """max |A^T A - I|."""
-    A = A.detach()  # noqa: N806
+    A = A.detach()
     eye = torch.eye(A.shape[1], dtype=A.dtype, device=A.device)
     return float((A.T @ A - eye).abs().max())
 

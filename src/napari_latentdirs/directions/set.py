@@ -57,7 +57,7 @@ class DirectionSet:
         return int(self.A.shape[0])
 
     @property
-    def K(self) -> int:  # noqa: N802 - the paper's symbol
+    def K(self) -> int:  # the paper's symbol
         return int(self.A.shape[1])
 
     def not_learned(self) -> str | None:

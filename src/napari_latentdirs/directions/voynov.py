@@ -73,7 +73,7 @@ GENERATOR_KINDS = ("gan", "vae", "analytic")
 
 
 
-def paper_steps(K: int, generator_kind: str, reconstructor: str) -> int:  # noqa: N803
+def paper_steps(K: int, generator_kind: str, reconstructor: str) -> int:
     """The paper's step count; K <= 32 uses the K = 32 budget, larger K the K = 100 one,
     and generators other than the VAE (the analytic one included) the GAN's."""
     kind = "vae" if generator_kind == "vae" else "gan"
@@ -82,7 +82,7 @@ def paper_steps(K: int, generator_kind: str, reconstructor: str) -> int:  # noqa
 
 @dataclass(frozen=True)
 class DirectionsConfig:
-    K: int = 32  # noqa: N815 - the paper's symbol
+    K: int = 32  # the paper's symbol
     variant: str = "unit"  # unit | ortho | random
     reconstructor: str = "lenet"  # lenet | resnet18
     # The image size R sees (the pair is area-averaged to it); None: the generator's full size,
@@ -164,7 +164,7 @@ class DirectionsConfig:
 
 # -- one step ----------------------------------------------------------------------
 
-def sample_inputs(gen: torch.Generator, batch: int, latent_dim: int, K: int, alpha_max: float,  # noqa: N803
+def sample_inputs(gen: torch.Generator, batch: int, latent_dim: int, K: int, alpha_max: float,
                   alpha_min: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(z, k, alpha) for one batch, all drawn from ``gen`` (which lives on ``device``)."""
     z = torch.randn(batch, latent_dim, generator=gen, device=device)
@@ -181,7 +181,7 @@ def freeze(generator: nn.Module) -> nn.Module:
     return generator
 
 
-def direction_step(G: nn.Module, A: DirectionModel, R: nn.Module, optimizers: list[torch.optim.Optimizer],  # noqa: N803
+def direction_step(G: nn.Module, A: DirectionModel, R: nn.Module, optimizers: list[torch.optim.Optimizer],
                    z: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor, gamma: float,
                    amp: torch.dtype | None = None) -> torch.Tensor:
     """One optimisation step; returns detached [loss, ce, shift_l1, accuracy]. G must be frozen.
@@ -214,7 +214,7 @@ def directions_amp(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 @torch.no_grad()
-def evaluate(G: nn.Module, A: DirectionModel, R: nn.Module, *, batches: int, batch_size: int,  # noqa: N803
+def evaluate(G: nn.Module, A: DirectionModel, R: nn.Module, *, batches: int, batch_size: int,
              gamma: float, alpha_max: float = 6.0, alpha_min: float = 0.5, seed: int = 0,
              device: torch.device | str = "cpu", bn_batches: int = 8) -> dict[str, float]:
     """RCA and L_s on ``batches`` fresh batches, R in eval mode.
@@ -230,7 +230,7 @@ def evaluate(G: nn.Module, A: DirectionModel, R: nn.Module, *, batches: int, bat
     gen = torch.Generator(device=device).manual_seed(seed)
     was_a = A.training
     A.eval()
-    R_eval = _with_batch_statistics(G, A, R, gen, bn_batches, batch_size, alpha_max, alpha_min, device)  # noqa: N806
+    R_eval = _with_batch_statistics(G, A, R, gen, bn_batches, batch_size, alpha_max, alpha_min, device)
     correct = ce_sum = l1_sum = 0.0
     n = 0
     for _ in range(batches):
@@ -245,11 +245,11 @@ def evaluate(G: nn.Module, A: DirectionModel, R: nn.Module, *, batches: int, bat
     return {"rca": correct / n, "shift_loss": gamma * l1, "shift_l1": l1, "ce": ce_sum / n}
 
 
-def _with_batch_statistics(G: nn.Module, A: DirectionModel, R: nn.Module, gen: torch.Generator,  # noqa: N803
+def _with_batch_statistics(G: nn.Module, A: DirectionModel, R: nn.Module, gen: torch.Generator,
                            batches: int, batch_size: int, alpha_max: float, alpha_min: float,
                            device: torch.device) -> nn.Module:
     """An eval-mode copy of R with BatchNorm statistics averaged exactly over fresh batches."""
-    R_eval = copy.deepcopy(R)  # noqa: N806
+    R_eval = copy.deepcopy(R)
     layers = [m for m in R_eval.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if batches > 0 and layers:
         for m in layers:
@@ -263,7 +263,7 @@ def _with_batch_statistics(G: nn.Module, A: DirectionModel, R: nn.Module, gen: t
 
 
 @torch.no_grad()
-def direction_samples(G: nn.Module, A: DirectionModel, n_directions: int = 8,  # noqa: N803
+def direction_samples(G: nn.Module, A: DirectionModel, n_directions: int = 8,
                       shifts: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0), seed: int = 0,
                       device: torch.device | str = "cpu") -> np.ndarray:
     """(n_directions * len(shifts), H, W): one latent shifted along the first directions."""
@@ -308,9 +308,9 @@ def _config_identity(cfg: DirectionsConfig) -> dict[str, Any]:
     return out
 
 
-def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.Event | None) -> Iterator[Event]:  # noqa: N803
+def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.Event | None) -> Iterator[Event]:
     device = select_device(cfg.device)
-    G = freeze(G).to(device)  # noqa: N806
+    G = freeze(G).to(device)
     d = G.latent_dim
     if not cfg.generator_fingerprint and isinstance(getattr(G, "fingerprint", None), str):
         cfg = replace(cfg, generator_fingerprint=G.fingerprint)  # e.g. the analytic generator's own id
@@ -322,8 +322,8 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
 
     torch.manual_seed(cfg.seed)  # module initialisation is the global RNG's; seed it
     init_gen = torch.Generator().manual_seed(cfg.seed)
-    A = DirectionModel(d, cfg.K, cfg.variant, cfg.init, cfg.init_scale, generator=init_gen).to(device)  # noqa: N806
-    R = build_reconstructor(recon_name, cfg.K, channels, cfg.reconstructor_input).to(device)  # noqa: N806
+    A = DirectionModel(d, cfg.K, cfg.variant, cfg.init, cfg.init_scale, generator=init_gen).to(device)
+    R = build_reconstructor(recon_name, cfg.K, channels, cfg.reconstructor_input).to(device)
     modules: dict[str, nn.Module] = {"A": A, "R": R}
     optimizers: dict[str, torch.optim.Optimizer] = {"R": torch.optim.Adam(R.parameters(), lr=cfg.lr)}
     if A.trainable:
@@ -463,7 +463,7 @@ def _check_finite(values: list[float], step: int) -> None:
             "direction set from it (the generator's images or the learning rate are the usual cause)")
 
 
-def write_outputs(run_dir: Path, cfg: DirectionsConfig, A: torch.Tensor, R: nn.Module,  # noqa: N803
+def write_outputs(run_dir: Path, cfg: DirectionsConfig, A: torch.Tensor, R: nn.Module,
                   metrics: dict[str, float], steps: int, preprocessing: Preprocessing | None = None) -> Path:
     recon = canonical_reconstructor(cfg.reconstructor)
     meta = {"K": cfg.K, "variant": cfg.variant, "reconstructor": recon, "reconstructor_input": cfg.reconstructor_input,
@@ -488,7 +488,7 @@ def load_reconstructor(path: str | Path, channels: int = 1) -> nn.Module:
     meta = read_meta(path)
     if meta.get("format") != "napari-latentdirs/reconstructor/1":
         raise ValueError(f"{path} is not a napari-latentdirs reconstructor")
-    arch, K, size = meta.get("arch"), meta.get("K"), meta.get("input_size")  # noqa: N806
+    arch, K, size = meta.get("arch"), meta.get("K"), meta.get("input_size")
     if not isinstance(arch, str) or not isinstance(K, int) or isinstance(K, bool) or K < 1:
         raise WeightsFormatError(f"{path}: reconstructor metadata needs a string 'arch' and a positive integer 'K'")
     if size is not None and (not isinstance(size, int) or isinstance(size, bool)):
@@ -501,7 +501,7 @@ def load_reconstructor(path: str | Path, channels: int = 1) -> nn.Module:
     check_shapes(path, {k: v.shape for k, v in skeleton.state_dict().items()}, read_header(path),
                  what=f"{arch} reconstructor")
     tensors, _ = load_weights(path)
-    R = build_reconstructor(arch, K, channels, size)  # noqa: N806
+    R = build_reconstructor(arch, K, channels, size)
     R.load_state_dict(tensors)
     return R.eval()
 

@@ -30,7 +30,7 @@ def _resized(x: torch.Tensor, size: int | None) -> torch.Tensor:
 
 
 class LeNetReconstructor(nn.Module):
-    def __init__(self, K: int, channels: int = 1, width: int = 2, input_size: int | None = None) -> None:  # noqa: N803
+    def __init__(self, K: int, channels: int = 1, width: int = 2, input_size: int | None = None) -> None:
         super().__init__()
         self.input_size = input_size
         c1, c2, c3, hid = 3 * width, 8 * width, 60 * width, 42 * width
@@ -68,7 +68,7 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18Reconstructor(nn.Module):
-    def __init__(self, K: int, channels: int = 1, input_size: int | None = None) -> None:  # noqa: N803
+    def __init__(self, K: int, channels: int = 1, input_size: int | None = None) -> None:
         super().__init__()
         self.input_size = input_size
         self.stem = nn.Sequential(
@@ -102,7 +102,7 @@ def min_input_size(name: str) -> int:
     return 32 if name == "lenet" else 8
 
 
-def build_reconstructor(name: str, K: int, channels: int = 1, input_size: int | None = None) -> nn.Module:  # noqa: N803
+def build_reconstructor(name: str, K: int, channels: int = 1, input_size: int | None = None) -> nn.Module:
     if input_size is not None and input_size < min_input_size(canonical_reconstructor(name)):
         raise ValueError(f"{name} needs inputs of at least {min_input_size(canonical_reconstructor(name))} pixels, "
                          f"got input_size {input_size}")

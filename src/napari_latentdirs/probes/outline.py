@@ -29,6 +29,7 @@ screen, i.e. from +x toward +y), z_level in [0, 1] (apex -> upper abdomen).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -186,7 +187,9 @@ def _polar(prof: np.ndarray, r: np.ndarray) -> np.ndarray:
     return (np.clip(hu, -1000.0, 500.0) / 500.0).astype(np.float32).ravel()
 
 
-def to_hu(x) -> np.ndarray:
+def to_hu(x, preprocessing: Any = None) -> np.ndarray:
+    """Model-space images to HU with the generator's recorded preprocessing (default: the
+    project's HU window, which the phantom and its cache use)."""
     if hasattr(x, "detach"):  # torch tensor (e.g. generator output)
         x = x.detach().cpu().float().numpy()
     x = np.asarray(x, dtype=np.float32)
@@ -196,12 +199,12 @@ def to_hu(x) -> np.ndarray:
         x = x[None]
     if x.ndim != 3:
         raise ValueError(f"expected (N, H, W) or (N, 1, H, W) model-space images, got shape {x.shape}")
-    return DEFAULT.model_to_hu(x)
+    return (preprocessing or DEFAULT).model_to_hu(x)
 
 
-def shape_and_features(x: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def shape_and_features(x: np.ndarray, preprocessing: Any = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """All probes except z_level, plus the polar features for the z regressor."""
-    hu = to_hu(x)
+    hu = to_hu(x, preprocessing)
     rows = []
     feats = np.empty((len(hu), POLAR_ANGLES * POLAR_RADII), dtype=np.float32)
     for i, img in enumerate(hu):
@@ -215,13 +218,13 @@ def polar_features(x: np.ndarray) -> np.ndarray:
     return shape_and_features(x)[1]
 
 
-def measure(x: np.ndarray, zlevel_model=None) -> dict[str, np.ndarray]:
+def measure(x: np.ndarray, zlevel_model=None, preprocessing: Any = None) -> dict[str, np.ndarray]:
     """Measure every probe on model-space images (N, H, W) or (N, 1, H, W).
 
     ``zlevel_model``: a ``zlevel.ZLevelRegressor``; default is the packaged one.
     Returns a dict keyed by ``PROBE_NAMES`` of float64 arrays of length N.
     """
-    out, feats = shape_and_features(x)
+    out, feats = shape_and_features(x, preprocessing)
     from . import zlevel
 
     model = zlevel_model if zlevel_model is not None else zlevel.default_regressor()

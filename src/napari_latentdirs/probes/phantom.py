@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import numpy as np
 
 from .base import ProbeSet, size_family
 from .factors import CONSEQUENCES, PERIODS, PROBE_NAMES
 
 
-def phantom_probes() -> ProbeSet:
-    """The phantom's anatomical probes (width ... z_level), for CT generators.
+def phantom_probes(preprocessing: Any = None) -> ProbeSet:
+    """The phantom's anatomical probes (width ... z_level), for CT generators whose images
+    decode to HU with ``preprocessing`` (``models.registry.preprocessing_of(G)``; default: the
+    project's window).
 
     Rotation is the body's principal axis closest to horizontal, defined
     modulo 90 degrees, so its differences wrap with period 90.
@@ -18,15 +23,16 @@ def phantom_probes() -> ProbeSet:
 
     names = PROBE_NAMES
     decompose = size_family(names) if {"width", "height", "size"} <= set(names) else None
-    return ProbeSet("phantom", names, outline.measure, dict(PERIODS), decompose, dict(CONSEQUENCES), body_like)
+    return ProbeSet("phantom", names, partial(outline.measure, preprocessing=preprocessing), dict(PERIODS), decompose,
+                    dict(CONSEQUENCES), partial(body_like, preprocessing=preprocessing))
 
 
-def body_like(x: np.ndarray) -> np.ndarray:
+def body_like(x: np.ndarray, preprocessing: Any = None) -> np.ndarray:
     """Images that look like an axial CT slice: air around the border and a body of
     5-90 % of the field (HU > -400). Noise or empty images from a failed generator are not."""
     from ..data.preprocess import DEFAULT
 
-    hu = DEFAULT.model_to_hu(np.asarray(x, dtype=np.float32).reshape(-1, *np.shape(x)[-2:]))
+    hu = (preprocessing or DEFAULT).model_to_hu(np.asarray(x, dtype=np.float32).reshape(-1, *np.shape(x)[-2:]))
     b = max(2, hu.shape[-1] // 32)
     border = np.concatenate([hu[:, :b].reshape(len(hu), -1), hu[:, -b:].reshape(len(hu), -1),
                              hu[:, :, :b].reshape(len(hu), -1), hu[:, :, -b:].reshape(len(hu), -1)], axis=1)

@@ -35,9 +35,9 @@ def _load_slices(cache: Path, split: str, n: int, seed: int) -> np.ndarray:
     return x.reshape(x.shape[0], *x.shape[-2:])
 
 
-def _codes(z: np.ndarray, A: np.ndarray) -> np.ndarray:  # noqa: N803
+def _codes(z: np.ndarray, A: np.ndarray) -> np.ndarray:
     """Latent coordinates along the directions: pinv(A) z (min-norm when K > d)."""
-    An = A / np.maximum(np.linalg.norm(A, axis=0, keepdims=True), 1e-12)  # noqa: N806
+    An = A / np.maximum(np.linalg.norm(A, axis=0, keepdims=True), 1e-12)
     return z @ np.linalg.pinv(An).T
 
 
@@ -57,7 +57,12 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
     man = Manifest(run)
     cfg = cfg or _saved_config(run, man)
     prog = Progress(cfg.progress if progress is None else progress)
-    probes = probes or phantom_probes()
+    gens = {k: load_generator(from_run(run, v["path"])) for k, v in man.data["generators"].items()}
+    if probes is None:
+        from ..models.registry import preprocessing_of
+
+        preps = [preprocessing_of(G) for G in gens.values()]
+        probes = phantom_probes(preps[0] if preps and all(p == preps[0] for p in preps) else None)
     adir, rdir = run / "analysis", run / "report"
     (adir / "labels").mkdir(parents=True, exist_ok=True)
     rdir.mkdir(parents=True, exist_ok=True)
@@ -76,10 +81,9 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
         "disentanglement_note": notes.disentanglement_note(cfg.score_samples),
         "comparison_note": notes.comparison_note(cfg.learned_rca, cfg.compare_boot),
     }
-    gens = {k: load_generator(from_run(run, v["path"])) for k, v in man.data["generators"].items()}
     rng = np.random.default_rng(cfg.seed + 1)
     base: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for kind, G in gens.items():  # noqa: N806
+    for kind, G in gens.items():
         prog.stage(f"measuring {cfg.score_samples} {kind.upper()} samples with the {probes.name} probes")
         z = rng.standard_normal((cfg.score_samples, G.latent_dim)).astype(np.float32)
         base[kind] = (z, probes(generate_images(G, z)))
@@ -114,7 +118,7 @@ def _label_and_score(run, man, cfg, gens, base, probes, lcfg, prog, summary):
     sets_out: list[dict[str, Any]] = []
     labels_by_set: dict[str, LabelResult] = {}
     for name, info in man.data["sets"].items():
-        G = gens.get(info["generator"])  # noqa: N806
+        G = gens.get(info["generator"])
         if G is None or not from_run(run, info["path"]).exists():
             summary["warnings"].append(f"direction set {name} skipped: generator or file missing")
             continue
@@ -132,7 +136,7 @@ def _label_and_score(run, man, cfg, gens, base, probes, lcfg, prog, summary):
                          {**ds.meta, "run": run.name, "set": name, "label_alphas": list(lcfg.alphas),
                              "selectivity": res.selectivity.tolist()}).save(ds_path)
         labels_by_set[name] = res
-        z, V = base[info["generator"]]  # noqa: N806
+        z, V = base[info["generator"]]
         ok = np.all(np.isfinite(V), axis=1)
         row: dict[str, Any] = {**info, "path": rel_to(run, ds_path), "K": ds.K, "method": ds.method,
                                "labels_path": rel_to(run, lpath), "valid_fraction": res.valid_fraction}
@@ -239,7 +243,7 @@ def _figures(run, man, cfg, gens, sets_out, labels_by_set, rdir, window, summary
     prog.stage("rendering figures")
     fig = summary["figures"]
     fig["samples"] = sample_figure(gens, rdir / "samples.png", window, cfg.seed).name
-    for kind, G in gens.items():  # noqa: N806
+    for kind, G in gens.items():
         main = main_set(sets_out, kind)
         if main is None:
             continue
@@ -262,7 +266,7 @@ def _figures(run, man, cfg, gens, sets_out, labels_by_set, rdir, window, summary
                 fig["gifs"].append({"file": gif.name, "caption": f"{main['name']} {lab}"})
     zp = summary.get("z_position")
     if zp:
-        G = gens[man.data["sets"][zp["set"]]["generator"]]  # noqa: N806
+        G = gens[man.data["sets"][zp["set"]]["generator"]]
         d = DirectionSet.load(from_run(run, man.data["sets"][zp["set"]]["path"])).A[:, zp["direction"]]
         fig["fig8"] = figs.fig_latents_along(G, d / np.linalg.norm(d), rdir / "fig8_z_position.png", n=cfg.fig8_latents,
                                              seed=cfg.seed, window=window,
@@ -291,7 +295,7 @@ def _interpolation_and_memorization(run, man, cfg, gens, rdir, window, summary, 
     summary["interpolation"], summary["memorization"] = {}, {}
     icfg = InversionConfig(restarts=cfg.inversion_restarts, steps=cfg.inversion_steps, seed=cfg.seed)
     pair = test[[0, len(test) // 2]]
-    for kind, G in gens.items():  # noqa: N806
+    for kind, G in gens.items():
         prog.stage(f"interpolation and memorization, {kind.upper()}")
         it = interpolate(G, pair, steps=cfg.interp_steps, cfg=icfg)
         f11 = figs.fig_interpolation(it.originals, it.frames, rdir / f"fig11_{kind}.png", window=window,

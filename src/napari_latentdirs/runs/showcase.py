@@ -54,7 +54,7 @@ def sample_figure(gens: dict[str, Any], path: Path, window: tuple[float, float],
     from ..analysis.labelling import generate_images
 
     rows = []
-    for G in gens.values():  # noqa: N806
+    for G in gens.values():
         z = np.random.default_rng(seed + 3).standard_normal((8, G.latent_dim)).astype(np.float32)
         rows.append(generate_images(G, z))
     return _save_mosaic(np.stack(rows), path, [k.upper() for k in gens], None, "random samples", window)

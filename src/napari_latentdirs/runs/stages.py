@@ -164,7 +164,7 @@ def direction_config(cfg: PipelineConfig, kind: str, rec: str, cell: str, seed: 
     from ..directions.voynov import DirectionsConfig
     from ..training.recipes import direction_recipe
 
-    variant, K = CELLS[cell]  # noqa: N806
+    variant, K = CELLS[cell]
     kw: dict[str, Any] = direction_recipe(cfg.direction_recipe)
     kw["reconstructor"] = "resnet18" if rec == "resnet" else "lenet"
     steps = cfg.direction_steps.get(kind, {}).get(rec) if cfg.direction_steps else None
@@ -251,7 +251,7 @@ def stage_directions(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, 
         loaded: dict[str, Any] = {}
         for item in pending:
             name, kind, _, _, _, dcfg, gfile, run_dir = item
-            G = loaded.setdefault(kind, load_generator(gfile))  # noqa: N806
+            G = loaded.setdefault(kind, load_generator(gfile))
             tm = Timer()
             prog.stage(f"discovering directions {name} ({dcfg.total_steps} steps)")
             last = prog.drive(train_directions(dcfg, G, run_dir, threading.Event()), name)
@@ -274,7 +274,7 @@ def stage_baselines(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, p
     out = Path(cfg.out)
     for kind, gfile in gens.items():
         fp = man.data["generators"][kind]["fingerprint"]
-        G = None  # noqa: N806
+        G = None
         for method in cfg.baselines:
             seeds = cfg.direction_seeds if method == "random" else (cfg.direction_seeds[0],)
             for seed in seeds:
@@ -283,7 +283,7 @@ def stage_baselines(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, p
                 if name in man.data["sets"] and path.exists():
                     continue
                 if G is None:
-                    G = load_generator(gfile)  # noqa: N806
+                    G = load_generator(gfile)
                 prog.stage(f"baseline directions {name}")
                 # A random set's seed differs from its discovered twin's: A starts from that seed's init.
                 ds = compute_baseline(method, G, 32, seed=seed + 1000 if method == "random" else seed,
