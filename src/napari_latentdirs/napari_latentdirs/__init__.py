@@ -1,1 +1,0 @@
-"""napari_latentdirs"""
