@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from magicgui.widgets import FileEdit
-from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -47,14 +47,15 @@ from ..analysis.navigation import (
     model_pixel_mm,
     random_latents,
     shift_grid,
-    window_limits,
 )
 from ..data.preprocess import DEFAULT
 from ..directions.set import DirectionSet
 from ..models.custom import is_factory_spec
-from .placement import add_generated, as_stack, axis_of, is_generated
+from ..models.interface import LatentGenerator
+from .placement import add_generated, as_stack, is_generated
 from .scroll import scrolling_layout
 from .stack_feed import StackFeed
+from .stack_view import StackView
 from .workers import EngineRunner
 
 log = logging.getLogger(__name__)
@@ -91,24 +92,19 @@ class LatentNavigator(QWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.generator: Any = None
+        self.generator: LatentGenerator | None = None
         self.directions: DirectionSet | None = None
         self.model_name = ""
         self.z: np.ndarray | None = None
         self.frame_shape: tuple[int, int] | None = None
-        self._stack: np.ndarray | None = None
-        self._written = 0
-        self._layer: Any = None
         self.last_export: list[Path] = []
         self.inversion_error: float | None = None
         self.pixel_mm = ex.DEFAULT_PIXEL_MM
         self.info: DirectionInfo | None = None
         self.fingerprint_mismatch = False
+        self.view = StackView(self, napari_viewer, LAYER_NAME)
         self.feed = StackFeed(self, self._on_chunk, self._on_stream_error, viewer=napari_viewer, name="latent navigator")
         self._jobs = EngineRunner(self, on_event=self._on_job, on_done=self._on_job_done, viewer=napari_viewer, name="latent navigator job")
-        self._play_timer = QTimer(self)
-        self._play_timer.timeout.connect(self._play_step)
-        self._play_dir = 1
         self._build_ui()
         self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
         self.viewer.layers.events.removed.connect(self._refresh_layer_choices)
@@ -314,7 +310,7 @@ class LatentNavigator(QWidget):
             self.model_label.setText(self.model_label.text() + f"\n⚠ {text}")
         return not self.fingerprint_mismatch
 
-    def set_model(self, generator: Any, directions: DirectionSet | None, name: str = "model",
+    def set_model(self, generator: LatentGenerator, directions: DirectionSet | None, name: str = "model",
                   info: DirectionInfo | None = None) -> None:
         """Use an in-memory generator (and direction set); the stream switches to it at once."""
         if directions is not None and directions.latent_dim != generator.latent_dim:
@@ -355,9 +351,7 @@ class LatentNavigator(QWidget):
         self._set_model_controls(True)
         self.source_combo.setCurrentIndex(0)
         self.z = random_latents(self.n_spin.value(), generator.latent_dim, self.seed_spin.value())
-        self._stack = None
-        if self._layer is not None and self._layer in self.viewer.layers:
-            self._layer.visible = False  # the old model's frames never show under the new name
+        self.view.reset()  # the old model's frames never show under the new name
         if directions is not None and directions.K:
             self.direction_list.setCurrentRow(0)  # submits the first request
 
@@ -453,19 +447,14 @@ class LatentNavigator(QWidget):
         return max(self.direction_list.currentRow(), 0)
 
     def visible_index(self, n: int, s: int, shifts: np.ndarray) -> tuple[int, int]:
-        if self._layer is not None and self._layer in self.viewer.layers and self._layer.visible:
-            step = self.viewer.dims.current_step
-            li, si = axis_of(self.viewer, self._layer, 0), axis_of(self.viewer, self._layer, 1)
-            return int(min(step[li], n - 1)), int(min(step[si], s - 1))
+        pos = self.view.position()
+        if pos is not None and self.view.layer.visible:
+            return min(pos[0], n - 1), min(pos[1], s - 1)
         return 0, int(np.argmin(np.abs(shifts)))
 
     def current_alpha(self) -> float | None:
         """The shift α of the frame on screen (None before the first stack)."""
-        req = self.current
-        if req is None or self._layer is None or self._layer not in self.viewer.layers:
-            return None
-        si = int(self.viewer.dims.current_step[axis_of(self.viewer, self._layer, 1)])
-        return float(req.shifts[min(max(si, 0), req.shifts.size - 1)])
+        return self.view.current_alpha()
 
     def _show_alpha(self, *_: Any) -> None:
         alpha = self.current_alpha()
@@ -475,8 +464,8 @@ class LatentNavigator(QWidget):
         k = self.direction_index()
         name = self.info.item_text(k) if self.info is not None else f"#{k}"
         self.alpha_label.setText(f"shift α = {alpha:+.2f}   along {name}")
-        if self._layer is not None:
-            self._layer.metadata.setdefault("latentdirs", {})["alpha"] = alpha
+        if self.view.layer is not None:
+            self.view.layer.metadata.setdefault("latentdirs", {})["alpha"] = alpha
 
     @property
     def streamer(self) -> StackStreamer | None:
@@ -493,28 +482,22 @@ class LatentNavigator(QWidget):
         k = self.direction_index()
         shifts = self.shifts()
         n, s = self.z.shape[0], shifts.size
-        self._written = 0
         self.status.setText(f"generating {n}x{s} frames along direction {k}...")
         return self.feed.submit(StackRequest(self.z, self.directions.direction(k), shifts, self.visible_index(n, s, shifts)))
 
     def _on_chunk(self, req: StackRequest, chunk: StackChunk) -> None:
-        shape = (*req.shape, *chunk.frames.shape[-2:])
-        fresh = self._stack is None or self._stack.shape != shape
-        if fresh:
-            self._stack = np.full(shape, -1000.0, dtype=np.float32)
-        assert self._stack is not None
-        self._stack[chunk.latent_idx, chunk.shift_idx] = chunk.frames
-        self._written += len(chunk.frames)
-        self._show(fresh, req)
-        self.chunk_applied.emit(chunk.ticket, self._written)
+        if self.view.apply(req, chunk, pixel_mm=self.pixel_mm, window=self.window_combo.currentText(),
+                           metadata=self._layer_metadata(req)):
+            self._refresh_layer_choices()
+        self._show_alpha()
+        self.chunk_applied.emit(chunk.ticket, self.view.state.written)
         if chunk.done:
             self.status.setText(f"direction {self.direction_index()}: {req.shape[0]} latents x {req.shape[1]} shifts")
             self.stack_complete.emit(chunk.ticket)
 
-    def _show(self, fresh: bool, req: StackRequest) -> None:
-        layer = self._layer
+    def _layer_metadata(self, req: StackRequest) -> dict:
         k = self.direction_index()
-        meta = {
+        return {
             "latentdirs": {
                 "model": self.model_name,
                 "direction": k,
@@ -525,72 +508,38 @@ class LatentNavigator(QWidget):
                 "axes": ["latent", "shift α", "z", "y", "x"],
             }
         }
-        if layer is None or layer not in self.viewer.layers:
-            assert self._stack is not None
-            self._layer = add_generated(self.viewer, as_stack(self._stack), name=LAYER_NAME, pixel_mm=self.pixel_mm,
-                                        window=self.window_combo.currentText(), metadata=meta)
-            self.viewer.dims.set_current_step(axis_of(self.viewer, self._layer, 0), req.visible[0])
-            self.viewer.dims.set_current_step(axis_of(self.viewer, self._layer, 1), req.visible[1])
-            self._refresh_layer_choices()
-            self._show_alpha()
-            return
-        layer.metadata.update(meta)
-        if fresh:
-            assert self._stack is not None
-            layer.data = as_stack(self._stack)  # its contrast limits are the user's: left as they are
-            layer.metadata["latentdirs_generated"]["pixel_mm"] = self.pixel_mm
-            from .placement import arrange
-
-            arrange(self.viewer)
-        else:
-            layer.refresh()
-        if not layer.visible:
-            layer.visible = True
-        self._show_alpha()
 
     @property
     def layer(self) -> Any:
-        return self._layer
+        return self.view.layer
 
     def _apply_window(self, name: str) -> None:
-        if self._layer is not None:
-            self._layer.contrast_limits = window_limits(name)
+        self.view.set_window(name)
 
     def _on_stream_error(self, error: BaseException) -> None:
         self.status.setText(f"generation failed: {error}")
 
     # ------------------------------------------------------------------ play / copy / export
     def set_playing(self, on: bool) -> None:
-        if on and self._layer is not None:
-            self._play_timer.start(int(1000 / self.fps_spin.value()))
+        if on and self.view.layer is not None:
+            self.view.play(self.fps_spin.value())
         else:
-            self._play_timer.stop()
+            self.view.stop()
         if self.play_btn.isChecked() != on:
             self.play_btn.setChecked(on)
 
-    def _play_step(self) -> None:
-        if self._layer is None or self._layer not in self.viewer.layers:
-            return
-        s = self.frames_spin.value()
-        axis = axis_of(self.viewer, self._layer, 1)
-        cur = int(self.viewer.dims.current_step[axis])
-        nxt = cur + self._play_dir
-        if not 0 <= nxt < s:  # ping-pong like the exported sweeps
-            self._play_dir = -self._play_dir
-            nxt = cur + self._play_dir
-        self.viewer.dims.set_current_step(axis, int(np.clip(nxt, 0, s - 1)))
-
     def copy_to_layer(self) -> Any:
         """The current stack as an independent new layer (its own copy of the data)."""
-        if self._stack is None:
+        stack, layer = self.view.stack, self.view.layer
+        if stack is None:
             return None
         return add_generated(
             self.viewer,
-            as_stack(self._stack.copy()),
+            as_stack(stack.copy()),
             name=f"{self.model_name} dir {self.direction_index()}",
             pixel_mm=self.pixel_mm,
             window=self.window_combo.currentText(),
-            metadata={"latentdirs": dict(self._layer.metadata.get("latentdirs", {}))} if self._layer is not None else {},
+            metadata={"latentdirs": dict(layer.metadata.get("latentdirs", {}))} if layer is not None else {},
         )
 
     def _export_clicked(self) -> None:
@@ -605,12 +554,12 @@ class LatentNavigator(QWidget):
 
     def export(self, path: str | Path, kind: str) -> None:
         """Export in the background (``kind`` is a suffix: .tif .gif .mp4 .png .dcmdir)."""
-        if self._stack is None or self.current is None or self.streamer is None or self.directions is None:
+        if self.view.stack is None or self.current is None or self.streamer is None or self.directions is None:
             raise RuntimeError("nothing to export yet")
         if self._jobs.running:
             self.status.setText("busy: wait for the running export or inversion to finish")
             return
-        stack = self._stack.copy()
+        stack = self.view.stack.copy()
         req = self.current
         vi = self.visible_index(stack.shape[0], stack.shape[1], req.shifts)[0]
         window = self.window_combo.currentText()
@@ -648,6 +597,6 @@ class LatentNavigator(QWidget):
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        self._play_timer.stop()
+        self.view.stop()
         self.feed.stop()
         self._jobs.stop_and_wait()

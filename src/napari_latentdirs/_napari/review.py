@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from magicgui.widgets import FileEdit
-from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -39,7 +39,6 @@ from ..analysis.navigation import (
     model_pixel_mm,
     random_latents,
     shift_grid,
-    window_limits,
 )
 from ..analysis.review import (
     LABEL_PRESETS,
@@ -50,12 +49,14 @@ from ..analysis.review import (
     score,
 )
 from ..directions.set import DirectionSet
+from ..models.interface import LatentGenerator
 from .navigator import default_shift
-from .placement import add_generated, as_stack, axis_of
 from .scroll import scrolling_layout
 from .stack_feed import StackFeed
+from .stack_view import StackView
 
 LAYER_NAME = "review stack"
+PLAY_FPS = 12.5  # 80 ms a frame
 
 
 class ReviewWidget(QWidget):
@@ -65,20 +66,15 @@ class ReviewWidget(QWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = napari_viewer
-        self.generator: Any = None
+        self.generator: LatentGenerator | None = None
         self.directions: DirectionSet | None = None
         self.directions_path: Path | None = None
         self.session: ReviewSession | None = None
         self.position = 0
         self.z: np.ndarray | None = None
-        self._stack: np.ndarray | None = None
-        self._layer: Any = None
-        self._shifts: np.ndarray | None = None
         self.saved: tuple[Path, Path] | None = None
+        self.view = StackView(self, napari_viewer, LAYER_NAME)
         self.feed = StackFeed(self, self._on_chunk, lambda e: self.status.setText(f"generation failed: {e}"), viewer=napari_viewer, name="review")
-        self._timer = QTimer(self)
-        self._timer.timeout.connect(self._play_step)
-        self._dir = 1
         self._build_ui()
 
     # ------------------------------------------------------------------ UI
@@ -368,67 +364,36 @@ class ReviewWidget(QWidget):
 
     # ------------------------------------------------------------------ stack layer
     def _on_chunk(self, req: StackRequest, chunk: StackChunk) -> None:
-        shape = (*req.shape, *chunk.frames.shape[-2:])
-        fresh = self._stack is None or self._stack.shape != shape
-        if fresh:
-            self._stack = np.full(shape, -1000.0, dtype=np.float32)
-        assert self._stack is not None
-        self._stack[chunk.latent_idx, chunk.shift_idx] = chunk.frames
-        self._shifts = req.shifts
-        if self._layer is None or self._layer not in self.viewer.layers:
-            px = model_pixel_mm(chunk.frames.shape[-1], getattr(self.generator, "meta", None))
-            self._layer = add_generated(self.viewer, as_stack(self._stack), name=LAYER_NAME, pixel_mm=px,
-                                        window=self.window_combo.currentText())
-            self.viewer.dims.set_current_step(axis_of(self.viewer, self._layer, 0), req.visible[0])
-            self.viewer.dims.set_current_step(axis_of(self.viewer, self._layer, 1), req.visible[1])
-        elif fresh:
-            self._layer.data = as_stack(self._stack)
-        else:
-            self._layer.refresh()
+        px = model_pixel_mm(chunk.frames.shape[-1], getattr(self.generator, "meta", None))
+        self.view.apply(req, chunk, pixel_mm=px, window=self.window_combo.currentText())
         self._show_alpha()
         if chunk.done:
             self.stack_complete.emit(chunk.ticket)
 
     def current_alpha(self) -> float | None:
-        if self._layer is None or self._layer not in self.viewer.layers or self._shifts is None:
-            return None
-        si = int(self.viewer.dims.current_step[axis_of(self.viewer, self._layer, 1)])
-        return float(self._shifts[min(max(si, 0), self._shifts.size - 1)])
+        return self.view.current_alpha()
 
     def _show_alpha(self, *_: Any) -> None:
         alpha = self.current_alpha()
         self.alpha_label.setText("shift α: -" if alpha is None else f"shift α = {alpha:+.2f}")
 
     def _apply_window(self, name: str) -> None:
-        if self._layer is not None:
-            self._layer.contrast_limits = window_limits(name)
+        self.view.set_window(name)
 
     @property
     def layer(self) -> Any:
-        return self._layer
+        return self.view.layer
 
     def set_playing(self, on: bool) -> None:
         if on:
-            self._timer.start(80)
+            self.view.play(PLAY_FPS)
         else:
-            self._timer.stop()
-
-    def _play_step(self) -> None:
-        if self._stack is None or self._layer is None or self._layer not in self.viewer.layers:
-            return
-        s = self._stack.shape[1]
-        axis = axis_of(self.viewer, self._layer, 1)
-        cur = int(self.viewer.dims.current_step[axis])
-        nxt = cur + self._dir
-        if not 0 <= nxt < s:
-            self._dir = -self._dir
-            nxt = cur + self._dir
-        self.viewer.dims.set_current_step(axis, int(np.clip(nxt, 0, s - 1)))
+            self.view.stop()
 
     def closeEvent(self, event: Any) -> None:  # Qt API
         self.shutdown()
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        self._timer.stop()
+        self.view.stop()
         self.feed.stop()

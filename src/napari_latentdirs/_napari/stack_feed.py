@@ -15,6 +15,7 @@ from typing import Any
 from qtpy.QtWidgets import QWidget
 
 from ..analysis.navigation import LatestRequest, StackChunk, StackRequest, StackStreamer, serve
+from ..models.interface import LatentGenerator
 from .workers import EngineRunner, sync_workers
 
 
@@ -38,7 +39,7 @@ class StackFeed:
     def thread_alive(self) -> bool:
         return self._runner.thread_alive
 
-    def set_generator(self, generator: Any, chunk_size: int = 20) -> None:
+    def set_generator(self, generator: LatentGenerator, chunk_size: int = 20) -> None:
         """Switch models without stopping the worker: whatever it is generating for the old
         model goes stale now, and every later request carries the new model with it.
         (Stopping and restarting the worker here left the navigator stuck: the old

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..data.preprocess import DEFAULT, Preprocessing
+from ..models.interface import LatentGenerator
 from ..utils.atomic import atomic_path
 from .labelling import generate_images
 
@@ -35,7 +35,7 @@ def ct_window(preprocessing: Preprocessing = DEFAULT, hu: tuple[float, float] = 
     return (float(preprocessing.hu_to_model(np.float32(hu[0]))), float(preprocessing.hu_to_model(np.float32(hu[1]))))
 
 
-def _window_of(generator: Any, window: tuple[float, float] | None) -> tuple[float, float]:
+def _window_of(generator: LatentGenerator, window: tuple[float, float] | None) -> tuple[float, float]:
     if window is not None:
         return window
     from ..models.registry import preprocessing_of
@@ -63,7 +63,7 @@ def mosaic(images: np.ndarray, pad: int = 2, fill: float = 1.0) -> np.ndarray:
     return out
 
 
-def shift_images(generator: Any, A: np.ndarray, ks: Sequence[int], z: np.ndarray, alphas: Sequence[float],
+def shift_images(generator: LatentGenerator, A: np.ndarray, ks: Sequence[int], z: np.ndarray, alphas: Sequence[float],
                  normalise: bool = True) -> np.ndarray:
     """Images (len(ks), len(alphas), H, W): row r is z[r % len(z)] shifted along A[:, ks[r]]."""
     A = np.asarray(A, np.float32)
@@ -119,7 +119,7 @@ def _alpha_labels(alphas: Sequence[float]) -> list[str]:
     return ["original" if a == 0 else f"{a:+g}" for a in alphas]
 
 
-def fig_direction_grid(generator: Any, A: np.ndarray, ks: Sequence[int], labels: Sequence[str], path: str | Path,
+def fig_direction_grid(generator: LatentGenerator, A: np.ndarray, ks: Sequence[int], labels: Sequence[str], path: str | Path,
                        alphas: Sequence[float] = (-6, -4, -2, 0, 2, 4, 6), seed: int = 0, title: str = "",
                        window: tuple[float, float] | None = None) -> Path:
     """Paper Fig. 2: one row per direction (own random latent), shifts left/right of the original."""
@@ -129,7 +129,7 @@ def fig_direction_grid(generator: Any, A: np.ndarray, ks: Sequence[int], labels:
     return _save_mosaic(imgs, path, list(labels), _alpha_labels(alphas), title, _window_of(generator, window))
 
 
-def fig_latents_along(generator: Any, direction: np.ndarray, path: str | Path, n: int = 24,
+def fig_latents_along(generator: LatentGenerator, direction: np.ndarray, path: str | Path, n: int = 24,
                       alphas: Sequence[float] = (-6, -3, 0, 3, 6), seed: int = 0, title: str = "",
                       blocks: int = 2, window: tuple[float, float] | None = None) -> Path:
     """Paper Fig. 8: ``n`` random latents shifted along one direction, in ``blocks`` side-by-side columns."""
@@ -145,7 +145,7 @@ def fig_latents_along(generator: Any, direction: np.ndarray, path: str | Path, n
     return _save_mosaic(grid, path, None, cols, title, _window_of(generator, window))
 
 
-def fig_random_vs_discovered(generator: Any, A_random: np.ndarray, A_found: np.ndarray, path: str | Path,
+def fig_random_vs_discovered(generator: LatentGenerator, A_random: np.ndarray, A_found: np.ndarray, path: str | Path,
                              ks_found: Sequence[int] | None = None, n: int = 5,
                              alphas: Sequence[float] = (-6, -3, 0, 3, 6), seed: int = 0, title: str = "",
                              window: tuple[float, float] | None = None) -> Path:
@@ -177,7 +177,7 @@ def fig_interpolation(originals: np.ndarray, frames: np.ndarray, path: str | Pat
     return _save_mosaic(grid, path, None, None, title, window)
 
 
-def direction_gif(generator: Any, direction: np.ndarray, path: str | Path, n: int = 4, amax: float = 6.0,
+def direction_gif(generator: LatentGenerator, direction: np.ndarray, path: str | Path, n: int = 4, amax: float = 6.0,
                   frames: int = 16, seed: int = 0, window: tuple[float, float] | None = None, duration_ms: int = 120) -> Path:
     """GIF of ``n`` latents side by side sweeping -amax -> +amax -> -amax along one direction."""
     import imageio.v3 as iio

@@ -52,6 +52,7 @@ import torch
 from scipy import stats
 
 from ..directions.set import DirectionSet
+from ..models.interface import LatentGenerator
 from ..probes.base import ProbeSet
 
 NO_EFFECT = "no effect"
@@ -181,7 +182,7 @@ class LabelResult:
 
 
 @torch.no_grad()
-def generate_images(generator: Any, z: np.ndarray | torch.Tensor, batch_size: int = 128) -> np.ndarray:
+def generate_images(generator: LatentGenerator, z: np.ndarray | torch.Tensor, batch_size: int = 128) -> np.ndarray:
     """(N, d) latents -> (N, H, W) float32 model-space images on the CPU."""
     z = torch.as_tensor(np.asarray(z, dtype=np.float32))
     device = _device_of(generator)
@@ -192,7 +193,7 @@ def generate_images(generator: Any, z: np.ndarray | torch.Tensor, batch_size: in
     return np.concatenate(out, axis=0) if out else np.zeros((0, 0, 0), np.float32)
 
 
-def _device_of(generator: Any) -> torch.device:
+def _device_of(generator: LatentGenerator) -> torch.device:
     if isinstance(generator, torch.nn.Module):
         for p in generator.parameters():
             return p.device
@@ -303,7 +304,7 @@ def _top_factor(sig: np.ndarray, names: tuple[str, ...] | list[str], consequence
 
 
 def label_directions(
-    generator: Any,
+    generator: LatentGenerator,
     directions: DirectionSet | np.ndarray,
     probes: ProbeSet,
     cfg: LabelConfig | None = None,
