@@ -20,7 +20,7 @@ import json
 import sys
 import threading
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stage", choices=("generators", "all"), default="all")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--K", type=int, default=32, help="directions per set")
+    ap.add_argument("--gan-dir-steps", type=int, default=None, help="direction steps for the GAN (default: the recipe's)")
+    ap.add_argument("--vae-dir-steps", type=int, default=None, help="direction steps for the VAE (default: the recipe's)")
     ap.add_argument("--quality-n", type=int, default=500, help="samples for the quality figures")
     ap.add_argument("--label-latents", type=int, default=64, help="latents each direction is measured on")
     args = ap.parse_args(argv)
@@ -101,18 +103,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{kind}] generator: {path} ({seconds[kind] / 60:.1f} min of training in all)", flush=True)
     if args.stage == "generators":
         return 0
+    from napari_latentdirs.utils.atomic import atomic_write_text
+
     seconds = json.loads(times_path.read_text()) if times_path.exists() else {}
     manifest = args.out / "README.json"
-    summary = json.loads(manifest.read_text()) if manifest.exists() else {}
     for kind in ("gan", "vae"):
         if args.only and kind != args.only:
             continue
         steps = args.gan_steps if kind == "gan" else args.vae_steps
-        summary[kind] = finish(kind, args, steps, seconds.get(kind))
+        entry = finish(kind, args, steps, seconds.get(kind))
+        # Read just before writing: the GAN's and the VAE's stages may run in two processes.
+        summary = json.loads(manifest.read_text()) if manifest.exists() else {}
+        summary[kind] = entry
         summary["recipe"] = {"script": "training/make_demo_models.py",
                              "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
-                                      if k not in ("out", "work")}}
-        manifest.write_text(json.dumps(summary, indent=2, default=str))
+                                      if k not in ("out", "work", "only", "stage")}}
+        atomic_write_text(manifest, json.dumps(summary, indent=2, default=str))
     print(f"done -> {args.out}", flush=True)
     return 0
 
@@ -121,7 +127,7 @@ def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float
     """Ship one trained generator: quality, K = 32 directions, labels and the random baseline."""
     from napari_latentdirs.analysis.comparison import compare_sets
     from napari_latentdirs.analysis.labelling import LabelConfig, label_directions
-    from napari_latentdirs.analysis.quality import generator_quality
+    from napari_latentdirs.analysis.quality import QualityReport, generator_quality
     from napari_latentdirs.directions.baselines import random_directions
     from napari_latentdirs.directions.set import DirectionSet
     from napari_latentdirs.directions.voynov import DirectionsConfig, train_directions
@@ -142,13 +148,22 @@ def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float
     fp = generator_fingerprint(gen_path)
 
     print(f"[{kind}] quality against held-out phantom slices (n = {args.quality_n})", flush=True)
-    quality = generator_quality(gen, "phantom", n=args.quality_n, seed=args.seed)
+    # Kept in the work folder by generator and sample size: a re-run (more direction steps) reuses it.
+    cached = args.work / f"quality-{kind}-{fp[:16]}-{args.quality_n}.json"
+    if cached.exists():
+        quality = QualityReport.from_dict(json.loads(cached.read_text()))
+    else:
+        quality = generator_quality(gen, "phantom", n=args.quality_n, seed=args.seed)
+        cached.write_text(json.dumps(quality.to_dict()))
     for line in quality.lines():
         print("  " + line, flush=True)
 
     dcfg = DirectionsConfig(**{**direction_recipe(args.recipe), "K": args.K, "variant": "unit", "seed": args.seed,
                                "device": "cpu", "generator_kind": kind, "generator_fingerprint": fp,
                                "generator_path": gen_path.name, "log_every": 100, "checkpoint_every": 200})
+    dir_steps = args.gan_dir_steps if kind == "gan" else args.vae_dir_steps
+    if dir_steps is not None:
+        dcfg = replace(dcfg, steps=dir_steps)
     print(f"[{kind}] discovering K = {dcfg.K} directions ({dcfg.steps} steps)", flush=True)
     t0 = time.perf_counter()
     dfin = _drain(train_directions(dcfg, gen, args.work / f"{kind}-directions", threading.Event()),

@@ -150,3 +150,8 @@ def test_directions_dock_shows_rca_and_ls_live(make_napari_viewer, sync_workers,
     assert f"RCA {rca:.3f}" in final and f"L_s {ls:.4f}" in final and f"raw L1 {l1:.4f}" in final
     assert f"L_s = γ·mean|α̂−α| = {ls:.4g}" in dock.status.text() and f"RCA = {rca:.4g}" in dock.status.text()
     assert ds.K == 3 and "direction samples" in viewer.layers
+    # Four steps learn nothing a K = 3 reconstructor could not guess half the time; the flag
+    # follows the measured RCA either way.
+    from napari_latentdirs.directions.set import LEARNED_RCA, NOT_LEARNED
+
+    assert (NOT_LEARNED in final) == (rca < LEARNED_RCA)

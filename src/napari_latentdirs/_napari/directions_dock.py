@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from magicgui.widgets import FileEdit
+from napari.utils.notifications import show_warning
 from qtpy.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLineEdit, QSpinBox
 
 from ..analysis.demo import DEMO_NAMES, demo_model
 from ..directions import METHODS as REGISTRY
+from ..directions.set import LEARNED_RCA, NOT_LEARNED
 from ..engine_process import EngineJob
 from ..events import Finished, Step
 from ..models.custom import is_factory_spec, resolve_custom
@@ -148,8 +150,12 @@ class DirectionsDock(EngineDock):
         super().on_event(ev)
         if isinstance(ev, Finished) and ev.metrics and "rca" in ev.metrics:
             m = ev.metrics
-            self.metrics_label.setText(f"final RCA {m['rca']:.3f}   L_s {m.get('shift_loss', float('nan')):.4f}"
-                                       f"   (raw L1 {m.get('shift_l1', float('nan')):.4f})")
+            text = (f"final RCA {m['rca']:.3f}   L_s {m.get('shift_loss', float('nan')):.4f}"
+                    f"   (raw L1 {m.get('shift_l1', float('nan')):.4f})")
+            if m["rca"] < LEARNED_RCA:
+                text += f"\n⚠ {NOT_LEARNED}"
+                show_warning(f"directions: {NOT_LEARNED} (RCA {m['rca']:.3f})")
+            self.metrics_label.setText(text)
 
     def make_engine(self, run_dir: Path, resume: bool) -> EngineJob:
         spec = self.generator_path()

@@ -120,6 +120,10 @@ class SpaceQuality:
             d["fid"], d["fid_ceiling"] = self.fid, self.fid_ceiling
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> SpaceQuality:
+        return cls(d["space"], PRD(**d["generated"]), PRD(**d["ceiling"]), d.get("fid"), d.get("fid_ceiling"))
+
 
 def score_space(space: str, real_a: np.ndarray, real_b: np.ndarray, fake: np.ndarray,
                 k: int = K_NEIGHBOURS) -> SpaceQuality:
@@ -183,6 +187,10 @@ class QualityReport:
     def to_dict(self) -> dict:
         return {"n": self.n, "reference": self.reference, "k": K_NEIGHBOURS,
                 "spaces": {s.space: s.to_dict() for s in self.spaces}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> QualityReport:
+        return cls(int(d["n"]), tuple(SpaceQuality.from_dict(s) for s in d["spaces"].values()), d["reference"])
 
     def lines(self) -> list[str]:
         out = [(f"generator quality: {self.n} samples against {self.reference} (k = {K_NEIGHBOURS}; "

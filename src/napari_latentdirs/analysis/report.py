@@ -371,7 +371,7 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
         )
         body.append(h(
             "<p>Nearest-training-slice RMS distance (model space, 64&times;64). A ratio well below 1 means samples sit closer to "
-            "training slices than unseen real slices do: memorization (red below 0.5, green otherwise).</p>"
+            "training slices than unseen real slices do: memorization. Yellow below 1, red below 0.5, green at 1 or above.</p>"
             '<table><tr><th class="l">generator</th><th>samples: median NN distance</th><th>held-out: median NN distance</th>'
             "<th>ratio</th><th>near-copies</th></tr>{}</table>",
             rows,
@@ -401,6 +401,9 @@ def _percent(x: Any) -> Any:
 
 def _ratio_class(x: Any) -> str:
     try:
-        return "bad" if float(x) < 0.5 else "good"
+        v = float(x)
     except (TypeError, ValueError):
         return ""
+    # Below 1 the samples sit closer to training slices than unseen real slices do: the warning.
+    return "bad" if v < 0.5 else ("warn" if v < 1.0 else "good")
+
