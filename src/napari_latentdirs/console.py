@@ -61,11 +61,13 @@ class Progress:
         self.enabled = enabled
 
     def stage(self, text: str) -> None:
-        log.info("== %s", text)
+        """A stage line: on the terminal beside the bars, or in the log when bars are off."""
         if self.enabled:
             from tqdm import tqdm
 
             tqdm.write(f"[latentdirs] {text}")
+        else:
+            log.info("== %s", text)
 
     def drive(self, events: Iterable[Any], desc: str) -> Any:
         """Consume an engine's events; return the last one (Finished or Stopped)."""
@@ -89,11 +91,12 @@ class Progress:
                 elif isinstance(ev, CheckpointSaved):
                     log.debug("%s: checkpoint %s", desc, ev.path)
                 elif isinstance(ev, Message):
-                    log.info("%s: %s", desc, ev.text)
                     if self.enabled:
                         from tqdm import tqdm
 
                         tqdm.write(f"{desc}: {ev.text}", file=sys.stderr)
+                    else:
+                        log.info("%s: %s", desc, ev.text)
                     if self.enabled:
                         from tqdm import tqdm
 

@@ -94,7 +94,7 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
     summary["factors_found"] = {s["name"]: s["found"] for s in sets_out if s.get("learned", True)}
     summary["table1"] = _table1(sets_out)
     if cfg.preset == "tiny":
-        summary["table1_note"] = notes.cpu_table1_note()
+        summary["table1_note"] = notes.cpu_table1_note(cfg.reconstructor_input, cfg.direction_steps, cfg.direction_seeds)
     zp = _z_position(sets_out, labels_by_set, probes)
     if zp:
         summary["z_position"] = zp
@@ -117,6 +117,7 @@ def _label_and_score(run, man, cfg, gens, base, probes, lcfg, prog, summary):
 
     sets_out: list[dict[str, Any]] = []
     labels_by_set: dict[str, LabelResult] = {}
+    fresh = _label_in_workers(run, man, cfg, probes, lcfg, prog)
     for name, info in man.data["sets"].items():
         G = gens.get(info["generator"])
         if G is None or not from_run(run, info["path"]).exists():
@@ -125,12 +126,15 @@ def _label_and_score(run, man, cfg, gens, base, probes, lcfg, prog, summary):
         ds_path = from_run(run, info["path"])
         ds = DirectionSet.load(ds_path)
         lpath = run / "analysis" / "labels" / f"{name}.json"
-        if lpath.exists():
+        if lpath.exists() and name not in fresh:
             res = LabelResult.load(lpath)
         else:
-            prog.stage(f"labelling {name} (K={ds.K})")
-            res = label_directions(G, ds, probes, lcfg, progress=prog.loop(ds.K, f"label {name}"))
-            res.save(lpath)
+            if lpath.exists():
+                res = LabelResult.load(lpath)
+            else:
+                prog.stage(f"labelling {name} (K={ds.K})")
+                res = label_directions(G, ds, probes, lcfg, progress=prog.loop(ds.K, f"label {name}"))
+                res.save(lpath)
             # The set carries its labels and its run, so the navigator shows them when it is opened.
             DirectionSet(ds.A, ds.method, ds.generator, list(res.labels), dict(ds.metrics),
                          {**ds.meta, "run": run.name, "set": name, "label_alphas": list(lcfg.alphas),
@@ -167,6 +171,50 @@ def _label_and_score(run, man, cfg, gens, base, probes, lcfg, prog, summary):
         row["table_rows"] = 40 if ds.K <= 40 else 30
         sets_out.append(row)
     return sets_out, labels_by_set
+
+
+def _label_one(gfile: str, ds_path: str, lpath: str, lcfg: dict[str, Any], preprocessing: dict[str, Any]) -> str:
+    """Label one set in a worker process (module level: it must pickle under spawn)."""
+    import torch
+
+    from ..analysis.labelling import LabelConfig, label_directions
+    from ..data.preprocess import Preprocessing
+    from ..directions.set import DirectionSet
+    from ..models.registry import load_generator
+    from ..probes.phantom import phantom_probes
+
+    torch.set_num_threads(1)
+    probes = phantom_probes(Preprocessing.from_dict(preprocessing))
+    res = label_directions(load_generator(gfile), DirectionSet.load(ds_path), probes,
+                           LabelConfig(**{**lcfg, "alphas": tuple(lcfg["alphas"])}))
+    res.save(lpath)
+    return lpath
+
+
+def _label_in_workers(run: Path, man: Manifest, cfg: PipelineConfig, probes: Any, lcfg: Any, prog: Progress) -> set[str]:
+    """Label the sets that have no label file yet, ``cfg.workers`` at a time on a CPU; returns their names.
+    Only the phantom probes go to workers (other probe sets are labelled in this process)."""
+    from dataclasses import asdict
+
+    from ..models.registry import preprocessing_of
+    from .stages import parallel_on_cpu
+
+    todo = []
+    for name, info in man.data["sets"].items():
+        lpath = run / "analysis" / "labels" / f"{name}.json"
+        gen = man.data["generators"].get(info["generator"])
+        if not lpath.exists() and gen is not None and from_run(run, info["path"]).exists():
+            todo.append((name, str(from_run(run, gen["path"])), str(from_run(run, info["path"])), str(lpath)))
+    if len(todo) < 2 or probes.name != "phantom" or not parallel_on_cpu(cfg):
+        return set()
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    prog.stage(f"labelling {len(todo)} direction sets, {cfg.workers} at a time")
+    prep = preprocessing_of(todo[0][1]).to_dict()
+    with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
+        list(pool.map(_label_one, *zip(*[(g, d, lp, asdict(lcfg), prep) for _, g, d, lp in todo])))
+    return {t[0] for t in todo}
 
 
 def _compare(sets_out, labels_by_set, probes, cfg, summary) -> dict[str, Any]:

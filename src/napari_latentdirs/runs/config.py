@@ -46,9 +46,11 @@ class PipelineConfig:
     # directions: the recipe (training.recipes.DIRECTION_RECIPES) and the grid
     direction_recipe: str = "cpu"
     # steps per (generator, reconstructor); empty: the recipe's, else the paper's x direction_steps_scale
-    # The VAE's sets learn in fewer steps than the GAN's (measured: RCA >= 0.8 by 400 and 800 steps).
+    # Within the 15-minute budget: R sees the pair at 32x32 (the recipe's 64 learns about half as
+    # fast per step; training/recipe_search.md), and the VAE's sets learn in fewer steps than the GAN's.
     direction_steps: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {"vae": {"lenet": 400}, "gan": {"lenet": 800}})
+        default_factory=lambda: {"vae": {"lenet": 350}, "gan": {"lenet": 800}})
+    reconstructor_input: int | None = 32  # None: the recipe's
     direction_steps_scale: float | None = None
     direction_batch: int | None = None  # None: the recipe's
     direction_eval_batches: int | None = None
@@ -121,6 +123,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "quality_samples": 2000,
         "direction_recipe": "paper",
         "direction_steps": {},
+        "reconstructor_input": None,
         "direction_steps_scale": 1.0,
         "baselines": BASELINES,
         "quality_spaces": ("probes", "inception"),

@@ -37,10 +37,12 @@ def comparison_note(learned_rca: float, n_boot: int) -> str:
     )
 
 
-def cpu_table1_note() -> str:
+def cpu_table1_note(reconstructor_input: int | None, steps: dict[str, dict[str, int]], seeds: tuple[int, ...]) -> str:
+    size = f"{reconstructor_input}x{reconstructor_input}" if reconstructor_input else "full size"
+    per_gen = ", ".join(f"{g.upper()} {s.get('lenet')}" for g, s in steps.items() if s.get("lenet"))
     return (
-        "CPU preset: the cells use the CPU direction recipe (LeNet that sees the pair at 64x64, Adam 3e-3, batch 32, "
-        "hundreds of steps) on the bundled demo generators, which were trained on fresh phantom slices with the CPU "
-        "recipe; the paper trains 50 epochs on LIDC-IDRI and 3,000-250,000 direction iterations. Run with "
-        "--data LIDC_ROOT --preset paper on a GPU for the paper's grid."
+        f"CPU preset: LeNet that sees the pair area-averaged to {size}, Adam 3e-3, batch 32, {per_gen} steps, "
+        f"seeds {', '.join(map(str, seeds))}, on the bundled demo generators (trained on fresh phantom slices "
+        "with the CPU recipe). The paper trains 50 epochs on LIDC-IDRI and 3,000-250,000 direction iterations at "
+        "128x128. Run with --data LIDC_ROOT --preset paper on a GPU for the paper's grid."
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
@@ -173,8 +174,10 @@ def direction_config(cfg: PipelineConfig, kind: str, rec: str, cell: str, seed: 
     elif cfg.direction_steps_scale is not None:
         kw["steps"] = None
         kw["steps_scale"] = cfg.direction_steps_scale
-    if rec == "resnet" and "reconstructor_input" in kw:
-        kw.pop("reconstructor_input")  # ResNet18 keeps the paper's full-size input
+    if cfg.reconstructor_input is not None:
+        kw["reconstructor_input"] = cfg.reconstructor_input
+    if rec == "resnet":
+        kw.pop("reconstructor_input", None)  # ResNet18 keeps the paper's full-size input
     if cfg.direction_batch is not None:
         kw["batch_size"] = cfg.direction_batch
     if cfg.direction_eval_batches is not None:
@@ -193,12 +196,13 @@ def _train_cell(dcfg_dict: dict[str, Any], gfile: str, run_dir: str, threads: in
     from ..models.registry import load_generator
 
     torch.set_num_threads(threads)
+    t0 = time.perf_counter()
     last = None
     for ev in train_directions(DirectionsConfig(**dcfg_dict), load_generator(gfile), Path(run_dir), threading.Event()):
         last = ev
     if not isinstance(last, Finished):
         raise RuntimeError(f"direction training in {run_dir} did not finish: {last!r}")
-    return dict(last.metrics)
+    return {**last.metrics, "_seconds": time.perf_counter() - t0}
 
 
 def stage_directions(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, prog: Progress) -> None:
@@ -231,18 +235,17 @@ def stage_directions(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, 
         prog.stage(f"{name}: RCA {rca:.3f} (chance {1 / dcfg.K:.3f}) in {seconds:.0f} s")
 
     workers = min(cfg.workers, len(pending))
-    on_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not _has_accelerator())
-    if workers > 1 and on_cpu:
+    if workers > 1 and parallel_on_cpu(cfg):
         import multiprocessing as mp
 
         prog.stage(f"discovering {len(pending)} direction sets, {workers} at a time: "
                    + ", ".join(p[0] for p in pending))
         tm = Timer()
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futs = {pool.submit(_train_cell, asdict(p[5]), str(p[6]), str(p[7]), 1): (p, Timer()) for p in pending}
+            futs = {pool.submit(_train_cell, asdict(p[5]), str(p[6]), str(p[7]), 1): p for p in pending}
             for fut in as_completed(futs):
-                item, t = futs[fut]
-                record(item, fut.result(), t.elapsed()[0])
+                metrics = fut.result()
+                record(futs[fut], metrics, metrics.pop("_seconds"))
         man.record("directions", tm)
     else:
         from ..directions.voynov import train_directions
@@ -260,10 +263,14 @@ def stage_directions(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, 
     stage_baselines(cfg, gens, man, prog)
 
 
-def _has_accelerator() -> bool:
+def parallel_on_cpu(cfg: PipelineConfig) -> bool:
+    """Worker processes (one torch thread each) only on a CPU: a GPU is shared by one process."""
+    if cfg.workers < 2:
+        return False
     import torch
 
-    return torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
+    accelerator = torch.cuda.is_available() or (hasattr(torch.backends, "mps") and torch.backends.mps.is_available())
+    return cfg.device == "cpu" or (cfg.device == "auto" and not accelerator)
 
 
 def stage_baselines(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, prog: Progress) -> None:
