@@ -23,8 +23,9 @@ from napari_latentdirs.analysis.labelling import LabelResult
 PAYLOAD = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)><a href=javascript:alert(3)>"
 
 ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "code", "b", "ul", "li",
-                "table", "tr", "th", "td", "sup", "sub", "span", "figure", "img", "figcaption", "div"}
-ALLOWED_ATTRS = {"lang", "charset", "class", "colspan", "rowspan", "src", "alt"}
+                "table", "tr", "th", "td", "sup", "sub", "span", "figure", "img", "figcaption", "div", "i", "br",
+                "a", "details", "summary"}
+ALLOWED_ATTRS = {"lang", "charset", "class", "colspan", "rowspan", "src", "alt", "id", "href"}
 
 
 class _Page(HTMLParser):
@@ -52,6 +53,10 @@ def _assert_inert(doc: str, out_dir: Path) -> str:
         assert tag in ALLOWED_TAGS, f"injected <{tag}>"
         for name, value in attrs:
             assert name in ALLOWED_ATTRS, f"injected attribute {name}={value!r} on <{tag}>"
+            if name == "href":  # the contents line: links within the page only
+                assert tag == "a" and value and value.startswith("#") and value[1:].isidentifier(), value
+            if name == "id":
+                assert value and value.isidentifier(), value
             if tag == "img" and name == "src":
                 assert value and "/" not in value and ":" not in value and (out_dir / value).is_file(), value
     return "".join(page.text)
@@ -99,6 +104,14 @@ def _summary(run: Path, hostile_numbers: bool) -> dict[str, Any]:
         "interpolation": {x: {"figure": "fig11.png", "method": x, "mse": [n(0.1), n(0.2)], "smoothness": n(1.2)}},
         "memorization": {x: {"generated_median": n(0.3), "heldout_median": n(0.4), "ratio": n(0.75), "copies": n(0.0)}},
         "timings": {x: n(1.0)}, "cpu_seconds": {x: n(2.0)},
+        "quality": {x: {"n": n(10), "reference": x, "spaces": {x: {
+            "generated": {"precision": n(0.5), "recall": n(0.4), "diversity": n(0.9)},
+            "ceiling": {"precision": n(0.9), "recall": n(0.9), "diversity": n(1.0)}, "fid": n(20.0), "fid_ceiling": n(5.0)}}}},
+        "comparison": {x: {"discovered": [x], "random": [x], "not_learned": [x], "n_discovered": n(1), "n_random": n(1),
+                           "beats_random": [x], "below_random": [x],
+                           "rows": [{"factor": x, "discovered": n(0.5), "random": n(0.4), "difference": n(0.1),
+                                     "ci": [n(0.0), n(0.2)], "found_discovered": n(1), "found_random": n(0)}]}},
+        "comparison_note": x,
     }
 
 
@@ -125,7 +138,7 @@ def test_report_shows_hostile_fields_as_text(tmp_path, hostile_numbers):
     assert "<script" not in doc.lower() and "<img src=x" not in doc.lower()
     # The payload reached the page -- as text, many times (the test is not vacuous).
     assert text.count(PAYLOAD) >= 15
-    for heading in ("Generators", "Table 1", "Automatic labels", "Review", "Timings"):
+    for heading in ("Findings", "Generators", "Table 1", "Discovered versus random", "Automatic labels", "Review", "Timings"):
         assert heading in text
     # Images only by plain names that exist beside the page (checked on every <img> above); the rest is text.
     for bad in ("../../../../etc/passwd", "http://example.org/x.png", "javascript:alert(1)"):

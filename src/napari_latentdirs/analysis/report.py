@@ -113,11 +113,15 @@ def _table1(summary: dict[str, Any]) -> Html:
 
 def _our_cell(runs: list[dict[str, Any]]) -> Html:
     """Our RCA and L_s for one cell: the mean over discovery seeds, with the seeds' range."""
-    rca = [float(r["rca"]) for r in runs if r.get("rca") is not None]
-    ls = [float(r["ls"]) for r in runs if r.get("ls") is not None]
+    if len(runs) == 1:  # one run: its values as they are (text if a field is not a number)
+        r = runs[0]
+        cls = "" if r.get("learned", True) is not False else ' class="bad"'
+        return h("<td{}><b>{}</b></td><td><b>{}</b></td>", Html(cls), _f(r.get("rca")), _f(r.get("ls")))
+    rca = [v for v in (_float_or_none(r.get("rca")) for r in runs) if v is not None]
+    ls = [v for v in (_float_or_none(r.get("ls")) for r in runs) if v is not None]
     if not rca:
         return h("<td>{}</td><td>{}</td>", MUTED_DASH, MUTED_DASH)
-    cls = "" if all(r.get("learned", True) for r in runs) else ' class="bad"'
+    cls = "" if all(r.get("learned", True) is not False for r in runs) else ' class="bad"'
     spread = h('<br><span class="small muted">{:.3f}&ndash;{:.3f}, {} seeds</span>', min(rca), max(rca), len(rca)) if len(rca) > 1 else Html("")
     return h("<td{}><b>{}</b>{}</td><td><b>{}</b></td>", Html(cls), _f(sum(rca) / len(rca)), spread,
              _f(sum(ls) / len(ls)) if ls else MUTED_DASH)
@@ -390,6 +394,13 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
 
 
 MUTED_DASH_CELL = Html('<td class="muted">&ndash;</td>')
+
+
+def _float_or_none(x: Any) -> float | None:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
 
 
 def _percent(x: Any) -> Any:

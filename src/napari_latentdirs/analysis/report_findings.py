@@ -11,18 +11,24 @@ from typing import Any
 from .htmlsafe import Html, escape, h, join
 
 
-def _num(x: Any, nd: int = 2) -> Html:
+def _float(x: Any) -> float | None:
+    """A number from the summary, or None: a field of the wrong type is shown as text, never trusted."""
     try:
-        return h("{}", f"{float(x):.{nd}f}")
+        return float(x)
     except (TypeError, ValueError):
+        return None
+
+
+def _num(x: Any, nd: int = 2, sign: str = "") -> Html:
+    if x is None:
         return Html('<span class="muted">&ndash;</span>')
+    v = _float(x)
+    return escape(x) if v is None else h("{}", f"{v:{sign}.{nd}f}")
 
 
 def _ratio(gen: Any, ceil: Any) -> float | None:
-    try:
-        return float(gen) / float(ceil) if float(ceil) > 0 else None
-    except (TypeError, ValueError):
-        return None
+    g, c = _float(gen), _float(ceil)
+    return g / c if g is not None and c is not None and c > 0 else None
 
 
 def _quality_class(r: float | None) -> str:
@@ -74,20 +80,26 @@ def comparison_table(kind: str, c: dict[str, Any]) -> Html:
         return h('<p class="warn">{}: discovered versus random {}.</p>', str(kind).upper(), why)
     rows = []
     for r in c["rows"]:
-        lo, hi = r["ci"]
-        cls = "good" if lo > 0 else ("bad" if hi < 0 else "")
-        rows.append(h('<tr><td class="l">{}</td><td>{}</td><td>{}</td><td class="{}">{:+.2f}</td>'
-                      '<td class="{} small">[{:+.2f}, {:+.2f}]</td><td>{}/{}</td><td>{}/{}</td></tr>',
-                      r["factor"], _num(r["discovered"]), _num(r["random"]), cls, r["difference"], cls, lo, hi,
-                      r["found_discovered"], c["n_discovered"], r["found_random"], c["n_random"]))
+        ci = r.get("ci") if isinstance(r.get("ci"), list | tuple) and len(r.get("ci")) == 2 else (None, None)
+        lo, hi = _float(ci[0]), _float(ci[1])
+        cls = "good" if lo is not None and lo > 0 else ("bad" if hi is not None and hi < 0 else "")
+        rows.append(h('<tr><td class="l">{}</td><td>{}</td><td>{}</td><td class="{}">{}</td>'
+                      '<td class="{} small">[{}, {}]</td><td>{}/{}</td><td>{}/{}</td></tr>',
+                      r.get("factor"), _num(r.get("discovered")), _num(r.get("random")), cls,
+                      _num(r.get("difference"), sign="+"), cls, _num(ci[0], sign="+"), _num(ci[1], sign="+"),
+                      r.get("found_discovered"), c.get("n_discovered"), r.get("found_random"), c.get("n_random")))
     return h(
         '<h3>{}: {} discovered set(s) against {} random set(s)</h3><p class="small">discovered: {}; random: {}{}</p>'
         '<table><tr><th class="l">factor</th><th>discovered</th><th>random</th><th>difference</th><th>95% CI</th>'
         "<th>sets labelling it (discovered)</th><th>(random)</th></tr>{}</table>",
-        str(kind).upper(), c["n_discovered"], c["n_random"], ", ".join(c["discovered"]), ", ".join(c["random"]),
-        h("; not learned (left out): {}", ", ".join(c["not_learned"])) if c.get("not_learned") else Html(""),
+        str(kind).upper(), c.get("n_discovered"), c.get("n_random"), _names(c.get("discovered")), _names(c.get("random")),
+        h("; not learned (left out): {}", _names(c.get("not_learned"))) if c.get("not_learned") else Html(""),
         join(rows),
     )
+
+
+def _names(x: Any) -> str:
+    return ", ".join(map(str, x)) if isinstance(x, list | tuple) else str(x)
 
 
 def headline(summary: dict[str, Any]) -> Html:
@@ -104,7 +116,7 @@ def headline(summary: dict[str, Any]) -> Html:
     for r in summary.get("table1", []):
         by_gen.setdefault(r.get("generator", "?"), []).append(r)
     for kind, rows in by_gen.items():
-        rcas = [float(r["rca"]) for r in rows if r.get("rca") is not None]
+        rcas = [v for v in (_float(r.get("rca")) for r in rows) if v is not None]
         learned = sum(bool(r.get("learned", True)) for r in rows)
         chance = rows[0].get("chance")
         if rcas:
@@ -116,8 +128,8 @@ def headline(summary: dict[str, Any]) -> Html:
             below = c.get("below_random", [])
             items.append(h("<li>{}: discovered directions are more selective than matched random ones for {} of {} "
                            "factors{}{}.</li>", str(kind).upper(), len(beats), len(c["rows"]),
-                           h(" ({})", ", ".join(beats)) if beats else Html(""),
-                           h("; less selective for {}", ", ".join(below)) if below else Html("")))
+                           h(" ({})", _names(beats)) if beats else Html(""),
+                           h("; less selective for {}", _names(below)) if below else Html("")))
     if not items:
         return Html("")
     return h("<ul>{}</ul>", join(items))
