@@ -105,7 +105,30 @@ def generator_job(
         from .training.vae import train_vae as engine
     else:
         raise ValueError(f"unknown generator kind {kind!r}; expected 'gan' or 'vae'")
-    return (yield from engine(cfg, data, Path(run_dir), stop))
+    events = engine(cfg, data, Path(run_dir), stop)
+    for ev in events:
+        if isinstance(ev, Finished) and ev.output is not None:
+            reference = {DATA_SOURCES[0]: "phantom", DATA_SOURCES[1]: path}.get(source, str(Path(run_dir) / RUN_CACHE))
+            ev = with_quality(ev, reference, seed)
+            if isinstance(ev, tuple):
+                yield ev[0]
+                ev = ev[1]
+        yield ev
+    return None
+
+
+def with_quality(fin: Finished, reference: str | None, seed: int = 0) -> Finished | tuple[Message, Finished]:
+    """The finished run's quality against its data: a Message with the figures and the ratios added
+    to the Finished metrics (what the training dock shows); the run itself is already saved."""
+    from .analysis.quality import quality_after_training, quality_metrics
+
+    try:
+        rep = quality_after_training(fin.output, reference, seed=seed)
+    except (ValueError, OSError, RuntimeError) as exc:
+        return Message(f"generator quality not measured: {exc}"), fin
+    if rep is None:
+        return fin
+    return Message("\n".join(rep.lines())), replace(fin, metrics={**fin.metrics, **quality_metrics(rep)})
 
 
 def directions_job(stop: threading.Event, *, cfg: Any, spec: str, run_dir: str | Path,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -278,3 +279,24 @@ def measure_quality(fake: np.ndarray, real_a: np.ndarray, real_b: np.ndarray, re
             raise ValueError(f"unknown feature space {space!r}; choose from {FEATURE_SPACES}")
         out.append(score_space(space, fa, fb, ff))
     return QualityReport(len(fake), tuple(out), reference)
+
+
+#: Samples scored when a training run finishes (``latentdirs train`` and the training dock).
+AFTER_TRAINING_N = 200
+
+
+def quality_after_training(generator_file: str | Path, reference: str | None, n: int = AFTER_TRAINING_N,
+                           seed: int = 0) -> QualityReport | None:
+    """Probe-space precision / recall / diversity of a freshly trained generator against the data it
+    imitates (``"phantom"`` or a slice cache folder); None when there is no reference to compare with
+    (a ``.npy`` of slices). Inception features are left to ``latentdirs quality``: minutes on a CPU."""
+    if reference is None or n <= 0:
+        return None
+    from ..models.registry import load_generator
+
+    return generator_quality(load_generator(generator_file), reference, n=n, seed=seed, spaces=("probes",))
+
+
+def quality_metrics(rep: QualityReport) -> dict[str, float]:
+    """The ratios to the ceiling as flat metrics (``quality/probes/recall_ratio`` ...)."""
+    return {f"quality/{s.space}/{name}_ratio": s.ratio(name) for s in rep.spaces for name in ("precision", "recall", "diversity")}

@@ -153,6 +153,8 @@ def run(args: argparse.Namespace) -> int:
         with stop_on_signals(stop):
             for ev in trainer.run(stop):
                 if main:
+                    if isinstance(ev, Finished) and ev.output is not None:
+                        ev = _with_quality(ev, args.data, Path(out), cfg.seed)
                     _print_event(ev, args.model, trainer, info, cfg, out)
     except NonFiniteLossError as exc:
         raise SystemExit(f"error: {exc}") from exc
@@ -161,6 +163,26 @@ def run(args: argparse.Namespace) -> int:
         # any other code for a crash and kills the ranks still finishing (rank 0's log lines).
         return 0
     return 130 if stop.is_set() else 0
+
+
+def _with_quality(fin: Finished, data: str, run_dir: Path, seed: int) -> Finished:
+    """Print the finished generator's quality against the data it imitates (the phantom, the
+    cache, or the cache prepared from a DICOM folder); a ``.npy`` has no held-out reference."""
+    from ..jobs import RUN_CACHE, with_quality
+
+    if str(data).startswith("phantom"):
+        reference: str | None = "phantom"
+    elif Path(data).suffix == ".npy":
+        reference = None
+    elif (Path(data) / "index.json").exists():
+        reference = str(data)
+    else:
+        reference = str(run_dir / RUN_CACHE)
+    out = with_quality(fin, reference, seed)
+    if isinstance(out, tuple):
+        print(out[0].text, flush=True)
+        return out[1]
+    return out
 
 
 def _print_event(ev, model, trainer, info, cfg, out) -> None:
