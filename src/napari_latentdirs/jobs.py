@@ -109,17 +109,16 @@ def generator_job(
     for ev in events:
         if isinstance(ev, Finished) and ev.output is not None:
             reference = {DATA_SOURCES[0]: "phantom", DATA_SOURCES[1]: path}.get(source, str(Path(run_dir) / RUN_CACHE))
-            ev = with_quality(ev, reference, seed)
-            if isinstance(ev, tuple):
-                yield ev[0]
-                ev = ev[1]
+            note, ev = with_quality(ev, reference, seed)
+            if note is not None:
+                yield note
         yield ev
-    return None
 
 
-def with_quality(fin: Finished, reference: str | None, seed: int = 0) -> Finished | tuple[Message, Finished]:
-    """The finished run's quality against its data: a Message with the figures and the ratios added
-    to the Finished metrics (what the training dock shows); the run itself is already saved."""
+def with_quality(fin: Finished, reference: str | None, seed: int = 0) -> tuple[Message | None, Finished]:
+    """The finished run's quality against its data: a Message with the figures (None without a
+    reference) and the Finished event with the ratios added to its metrics (what the training dock
+    shows). The run itself is already saved."""
     from .analysis.quality import quality_after_training, quality_metrics
 
     try:
@@ -127,7 +126,7 @@ def with_quality(fin: Finished, reference: str | None, seed: int = 0) -> Finishe
     except (ValueError, OSError, RuntimeError) as exc:
         return Message(f"generator quality not measured: {exc}"), fin
     if rep is None:
-        return fin
+        return None, fin
     return Message("\n".join(rep.lines())), replace(fin, metrics={**fin.metrics, **quality_metrics(rep)})
 
 

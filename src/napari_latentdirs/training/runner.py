@@ -178,11 +178,10 @@ def _with_quality(fin: Finished, data: str, run_dir: Path, seed: int) -> Finishe
         reference = str(data)
     else:
         reference = str(run_dir / RUN_CACHE)
-    out = with_quality(fin, reference, seed)
-    if isinstance(out, tuple):
-        print(out[0].text, flush=True)
-        return out[1]
-    return out
+    note, fin = with_quality(fin, reference, seed)
+    if note is not None:
+        print(note.text, flush=True)
+    return fin
 
 
 def _print_event(ev, model, trainer, info, cfg, out) -> None:
