@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..utils.atomic import _fsync_dir, atomic_path, atomic_write_text
+from ..utils.weights import json_default
 from .navigation import window_limits
 
 DEFAULT_PIXEL_MM = 350.0 / 128.0  # a typical 350 mm thoracic field of view at 128 pixels
@@ -176,7 +177,7 @@ def write_tiff(
     py, px = (float(pixel_mm[0]), float(pixel_mm[1]))
     if py <= 0 or px <= 0:
         raise ValueError(f"pixel spacing must be positive, got {pixel_mm}")
-    info = json.dumps(metadata or {}, default=_json_default)
+    info = json.dumps(metadata or {}, default=json_default)
     path = Path(path)
     with atomic_path(path) as tmp:
         tifffile.imwrite(
@@ -520,11 +521,3 @@ def _check_frames(frames_hu: np.ndarray) -> np.ndarray:
 def _safe(name: str) -> str:
     keep = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(name))
     return keep.strip("_") or "direction"
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot serialise {type(obj).__name__}")

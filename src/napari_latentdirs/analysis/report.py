@@ -29,7 +29,7 @@ from ..runs.folder import from_run as resolve
 from ..utils.atomic import atomic_write_text
 from .htmlsafe import Html, escape, h, join
 from .labelling import LabelResult
-from .report_findings import comparison_table, headline, quality_table
+from .report_findings import as_float, comparison_table, headline, quality_table
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,8 @@ def _our_cell(runs: list[dict[str, Any]]) -> Html:
         r = runs[0]
         cls = "" if r.get("learned", True) is not False else ' class="bad"'
         return h("<td{}><b>{}</b></td><td><b>{}</b></td>", Html(cls), _f(r.get("rca")), _f(r.get("ls")))
-    rca = [v for v in (_float_or_none(r.get("rca")) for r in runs) if v is not None]
-    ls = [v for v in (_float_or_none(r.get("ls")) for r in runs) if v is not None]
+    rca = [v for v in (as_float(r.get("rca")) for r in runs) if v is not None]
+    ls = [v for v in (as_float(r.get("ls")) for r in runs) if v is not None]
     if not rca:
         return h("<td>{}</td><td>{}</td>", MUTED_DASH, MUTED_DASH)
     cls = "" if all(r.get("learned", True) is not False for r in runs) else ' class="bad"'
@@ -394,13 +394,6 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
 
 
 MUTED_DASH_CELL = Html('<td class="muted">&ndash;</td>')
-
-
-def _float_or_none(x: Any) -> float | None:
-    try:
-        return float(x)
-    except (TypeError, ValueError):
-        return None
 
 
 def _percent(x: Any) -> Any:

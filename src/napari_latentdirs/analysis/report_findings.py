@@ -11,7 +11,7 @@ from typing import Any
 from .htmlsafe import Html, escape, h, join
 
 
-def _float(x: Any) -> float | None:
+def as_float(x: Any) -> float | None:
     """A number from the summary, or None: a field of the wrong type is shown as text, never trusted."""
     try:
         return float(x)
@@ -22,12 +22,12 @@ def _float(x: Any) -> float | None:
 def _num(x: Any, nd: int = 2, sign: str = "") -> Html:
     if x is None:
         return Html('<span class="muted">&ndash;</span>')
-    v = _float(x)
+    v = as_float(x)
     return escape(x) if v is None else h("{}", f"{v:{sign}.{nd}f}")
 
 
 def _ratio(gen: Any, ceil: Any) -> float | None:
-    g, c = _float(gen), _float(ceil)
+    g, c = as_float(gen), as_float(ceil)
     return g / c if g is not None and c is not None and c > 0 else None
 
 
@@ -81,7 +81,7 @@ def comparison_table(kind: str, c: dict[str, Any]) -> Html:
     rows = []
     for r in c["rows"]:
         ci = r.get("ci") if isinstance(r.get("ci"), list | tuple) and len(r.get("ci")) == 2 else (None, None)
-        lo, hi = _float(ci[0]), _float(ci[1])
+        lo, hi = as_float(ci[0]), as_float(ci[1])
         cls = "good" if lo is not None and lo > 0 else ("bad" if hi is not None and hi < 0 else "")
         rows.append(h('<tr><td class="l">{}</td><td>{}</td><td>{}</td><td class="{}">{}</td>'
                       '<td class="{} small">[{}, {}]</td><td>{}/{}</td><td>{}/{}</td></tr>',
@@ -116,7 +116,7 @@ def headline(summary: dict[str, Any]) -> Html:
     for r in summary.get("table1", []):
         by_gen.setdefault(r.get("generator", "?"), []).append(r)
     for kind, rows in by_gen.items():
-        rcas = [v for v in (_float(r.get("rca")) for r in rows) if v is not None]
+        rcas = [v for v in (as_float(r.get("rca")) for r in rows) if v is not None]
         learned = sum(bool(r.get("learned", True)) for r in rows)
         chance = rows[0].get("chance")
         if rcas:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..console import Progress
 from ..utils.atomic import atomic_write_text
+from ..utils.weights import json_default
 from . import notes
 from .config import PipelineConfig
 from .folder import from_run, rel_to
@@ -105,7 +106,7 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
     summary["cpu_seconds"] = man.data.get("cpu_seconds", {})
     man.save()
     path = adir / "summary.json"
-    atomic_write_text(path, json.dumps(summary, indent=1, default=_json_default))
+    atomic_write_text(path, json.dumps(summary, indent=1, default=json_default))
     return path
 
 
@@ -355,13 +356,3 @@ def _interpolation_and_memorization(run, man, cfg, gens, rdir, window, summary, 
         summary["memorization"][kind] = {"generated_median": m.generated_median, "heldout_median": m.heldout_median,
                                          "ratio": m.ratio, "copies": m.copies, "train_slices": int(len(train)),
                                          "heldout_slices": int(len(test))}
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")

@@ -218,7 +218,7 @@ def save_weights(path: str | Path, tensors: Mapping[str, torch.Tensor], meta: Ma
     """Write ``path`` (tensors + metadata in one file, one rename), then its sidecar."""
     path = Path(path)
     cpu = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    meta_json = json.dumps(dict(meta), sort_keys=True, default=_json_default)
+    meta_json = json.dumps(dict(meta), sort_keys=True, default=json_default)
     blob = st_save(cpu)
     n = int.from_bytes(blob[:8], "little")
     header = json.loads(blob[8 : 8 + n])
@@ -293,7 +293,8 @@ def check_shapes(path: str | Path, expected: Mapping[str, torch.Size | tuple[int
                                  f"file: {', '.join(parts)}")
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for paths, arrays, tensors, numpy scalars and dataclasses."""
     if isinstance(obj, Path):
         return str(obj)
     if hasattr(obj, "tolist"):
