@@ -16,7 +16,15 @@ starts is reported on its own line: it happens once, right after the click.
 
 Goal: longest stall during training < 50 ms.
 
+``--actions`` measures instead the longest stall of three one-off actions a user waits
+for (issue 19): File > Open Sample (the synthetic thorax), the navigator's Load demo
+(reading, building and probing the demo GAN, until its first stack is on screen) and a
+GAN inversion of the CT slice on screen (for ``--seconds``, then cancelled where the
+widget can cancel). Goal: no stall over 200 ms. Each action's stall is printed beside
+the idle loop's and one drawn layer update (the floor of any change on screen).
+
     .venv/bin/python benchmarks/bench_gui_stall.py [--seconds 20] [--preset tiny]
+    .venv/bin/python benchmarks/bench_gui_stall.py --actions [--seconds 5]
 """
 
 from __future__ import annotations
@@ -49,6 +57,114 @@ def measure(app, seconds: float, interval_ms: int = 5) -> tuple[float, float, in
     gaps = np.diff(np.asarray(ticks)) - interval_ms / 1000.0
     gaps = np.clip(gaps, 0.0, None)
     return float(gaps.max()), float(np.percentile(gaps, 99)), len(ticks)
+
+
+def measure_action(app, trigger, done, timeout_s: float = 120.0, settle_s: float = 0.3,
+                   interval_ms: int = 5) -> tuple[float, float]:
+    """(longest stall s, wall s) from ``trigger()`` (called from the event loop) until ``done()``
+    holds, plus ``settle_s`` for the draws that follow."""
+    import numpy as np
+    from qtpy.QtCore import QTimer
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(interval_ms)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    fired: list[float] = []
+    timer.start()
+    app.processEvents()
+    t0 = time.perf_counter()
+    ticks.append(t0)
+
+    def go() -> None:
+        fired.append(time.perf_counter())
+        trigger()
+
+    QTimer.singleShot(0, go)
+    t_end = None
+    while True:
+        app.processEvents()
+        time.sleep(0.0005)
+        now = time.perf_counter()
+        if t_end is None and fired and done():
+            t_end = now
+        if t_end is not None and now - t_end >= settle_s:
+            break
+        if now - t0 > timeout_s:
+            raise TimeoutError("action did not finish")
+    timer.stop()
+    ticks.append(time.perf_counter())
+    gaps = np.clip(np.diff(np.asarray(ticks)) - interval_ms / 1000.0, 0.0, None)
+    return float(gaps.max()), float(t_end - fired[0])
+
+
+def actions(seconds: float) -> None:
+    """The one-off actions' stalls (see the module doc)."""
+    import napari
+
+    os.environ["LATENTDIRS_SYNC_WORKERS"] = "0"
+    viewer = napari.Viewer(show=True)
+    app = napari.qt.get_qapp()
+    app.processEvents()
+    idle_max, _, _ = measure(app, 2.0)
+    frame_med, frame_max = layer_refresh_cost(viewer, app)
+    # the floor of showing a stack at all: napari adding a 5-D image layer (dims sliders, controls)
+    import numpy as np
+
+    t0 = time.perf_counter()
+    volume = viewer.add_image(np.zeros((96, 256, 256), np.float32), name="3-D bound")  # a CT's size
+    app.processEvents()
+    ct_layer = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    probe = viewer.add_image(np.zeros((4, 41, 1, 128, 128), np.float32), name="5-D bound")
+    app.processEvents()
+    stack_layer = time.perf_counter() - t0
+    viewer.layers.remove(probe)
+    viewer.layers.remove(volume)
+    app.processEvents()
+    rows = []
+    stall, wall = measure_action(app, lambda: viewer.open_sample("napari-latentdirs", "synthetic_thorax"),
+                                 lambda: len(viewer.layers) == 1)
+    rows.append(("Open Sample (synthetic thorax)", stall, wall))
+    ct = viewer.layers[0]
+    viewer.dims.set_current_step(0, 47)
+    _, nav = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Latent navigator")
+    nav.n_spin.setValue(4)
+    app.processEvents()
+    stall, wall = measure_action(app, lambda: nav.load_demo("gan"),
+                                 lambda: nav.model_name == "demo GAN" and nav.layer is not None and nav.view.state.written > 0)
+    rows.append(("navigator: Load demo (GAN), first frames", stall, wall))
+    nav.ct_combo.setCurrentText(ct.name)
+    nav.source_combo.setCurrentIndex(2)
+    t_start: list[float] = []
+
+    def invert() -> None:
+        t_start.append(time.perf_counter())
+        nav.set_latents_from_source()
+
+    cancels: list[float] = []
+
+    def stopped() -> bool:
+        if not t_start:
+            return False
+        if nav._jobs.running and time.perf_counter() - t_start[0] > seconds and hasattr(nav, "cancel_job") and not cancels:
+            cancels.append(time.perf_counter())
+            nav.cancel_job()
+        return not nav._jobs.running
+
+    stall, wall = measure_action(app, invert, stopped, timeout_s=600.0)
+    cancelled = bool(cancels)
+    rows.append((f"navigator: GAN inversion ({'cancelled after' if cancelled else 'ran'} {wall:.1f} s)", stall, wall))
+    print(f"machine: {machine()}")
+    print(f"bound    idle event loop, longest stall        {1000 * idle_max:7.1f} ms")
+    print(f"bound    one drawn layer update (median)       {1000 * frame_med:7.1f} ms (max {1000 * frame_max:.1f} ms)")
+    print(f"bound    napari adds a 96x256x256 image layer, drawn {1000 * ct_layer:7.1f} ms (any CT layer costs this)")
+    print(f"bound    napari adds a 5-D stack layer beside it, drawn {1000 * stack_layer:7.1f} ms (any first stack costs this)")
+    for name, st, wl in rows:
+        print(f"action   {name:<44} longest stall {1000 * st:7.1f} ms  ({wl:.2f} s until done)  goal < 200 ms"
+              f"{'  OK' if st < 0.2 else '  OVER'}")
+    nav.shutdown()
+    viewer.close()
 
 
 def layer_refresh_cost(viewer, app, repeats: int = 10) -> tuple[float, float]:
@@ -85,8 +201,14 @@ def main() -> None:
     ap.add_argument("--flush-ms", type=int, default=None, help="override the dock's widget refresh period")
     ap.add_argument("--no-napari-progress", action="store_true", help="diagnosis: no napari.utils.progress bar")
     ap.add_argument("--in-thread", action="store_true", help="run the engine in the worker thread, not a child process")
+    ap.add_argument("--actions", action="store_true", help="stalls of Open Sample, Load demo and GAN inversion instead")
     args = ap.parse_args()
     ensure_display()
+    # the docks remember their settings: not into the user's own config folder from a benchmark
+    os.environ.setdefault("LATENTDIRS_CONFIG_DIR", tempfile.mkdtemp(prefix="latentdirs-bench-config-"))
+    if args.actions:
+        actions(args.seconds)
+        return
     os.environ["LATENTDIRS_SYNC_WORKERS"] = "0"
     os.environ["LATENTDIRS_ENGINE_IN_THREAD"] = "1" if args.in_thread else "0"
 

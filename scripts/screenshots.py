@@ -2,10 +2,11 @@
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots]
 
-Runs under Xvfb when there is no display. Uses the bundled demo models
-(falls back to a random tiny DCGAN when they are missing) and short tiny
+Runs under Xvfb when there is no display. Every viewer has the sample CT open at
+slice 47 (heart level) beside the widget, as a user sees it. Uses the bundled demo
+models (falls back to a random tiny DCGAN when they are missing) and short tiny
 runs for the training and direction docks, all synchronous so the pictures
-are deterministic.
+are deterministic. Settings are read from and written to a temporary folder.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     args = ap.parse_args()
     ensure_display()
     os.environ["LATENTDIRS_SYNC_WORKERS"] = "1"
+    os.environ["LATENTDIRS_CONFIG_DIR"] = tempfile.mkdtemp(prefix="latentdirs-shots-config-")
     args.out.mkdir(parents=True, exist_ok=True)
 
     import numpy as np
@@ -40,8 +42,17 @@ def main() -> None:
     app = napari.qt.get_qapp()
 
     def viewer_with(name: str):
+        import time
+
         v = napari.Viewer(show=True, title=f"napari-latentdirs: {name}")
         v.window.resize(1500, 950)
+        [ct] = v.open_sample("napari-latentdirs", "synthetic_thorax")
+        t0 = time.time()
+        while (np.asarray(ct.data).reshape(len(ct.data), -1).max(1) <= -1000).any() and time.time() - t0 < 120:
+            app.processEvents()  # the sample renders in the background
+            time.sleep(0.05)
+        ct.refresh()
+        v.dims.set_current_step(0, 47)
         _, w = v.window.add_plugin_dock_widget("napari-latentdirs", name)
         app.processEvents()
         return v, w
@@ -70,6 +81,15 @@ def main() -> None:
     v.dims.set_current_step(1, nav.frames_spin.value() - 4)
     shot(v, "navigator.png")
 
+    # your own generator without a direction set: samples, and the offer to compute or discover one
+    if "gan" in demos:
+        v, nav = viewer_with("Latent navigator")
+        nav.n_spin.setValue(6)
+        nav.load(demo_model("gan").generator, None, name="my generator")
+        nav.window_combo.setCurrentText("mediastinum")
+        v.dims.set_current_step(0, 2)
+        shot(v, "navigator-no-set.png")
+
     # review, blind, with the demo VAE
     v, rev = viewer_with("Review directions")
     if "vae" in demos:
@@ -81,10 +101,14 @@ def main() -> None:
         rev.label_combo.setCurrentText("z-position")
         rev.rating_group.button(4).setChecked(True)
         rev.notes.setPlainText("moves from apex to diaphragm; slight size change")
+        v.reset_view()  # the CT, the item's stack and the grid of its latents
     shot(v, "review.png")
 
     # training dock after a short tiny run on the phantom
     v, tr = viewer_with("Train generator")
+    tr.expected_label.setText(tr.expected_label.text())  # the CPU recipe's expected time, before Start
+    shot_defaults = tr.expected_label.text()
+    print(f"training dock before Start: recipe {tr.recipe_combo.currentText()}, {shot_defaults}")
     tr.phantom_n.setValue(64)
     tr.preset_combo.setCurrentText("tiny")
     tr.epochs_spin.setValue(100)
@@ -105,8 +129,12 @@ def main() -> None:
         dd.batch_spin.setValue(8)
         dd.device_combo.setCurrentText("cpu")
         dd.out_edit.value = str(tmp / "dirs")
-        dd.start()
+        dd.probes_combo.setCurrentText("phantom")
+        dd.start()  # labels the new set when it finishes (the Label step)
         dd.flush()
+        for _ in range(5):
+            app.processEvents()
+        dd.scroll_area.ensureWidgetVisible(dd.label_status)  # the Label step, at the end of the dock
     shot(v, "directions.png")
 
 

@@ -44,18 +44,36 @@ def _drain(events, what: str, every: int = 250):
     return last
 
 
-def train_generator(kind: str, data, work: Path, steps: int, seed: int, recipe_name: str) -> tuple[Path, float]:
+def train_generator(kind: str, data, work: Path, steps: int, seed: int, recipe_name: str, device: str = "cpu",
+                    model: dict | None = None, init: Path | None = None) -> tuple[Path, float]:
     """Train (or resume) one generator with the named recipe; returns its file and the seconds
-    this call spent (a resumed run adds to what the earlier calls spent, see README.json)."""
+    this call spent (a resumed run adds to what the earlier calls spent, see README.json).
+
+    ``model``: overrides on the recipe's model preset (e.g. ``{"g_upsample": "bilinear"}``).
+    ``init``: a generator file whose weights start a new run (its generator and weight average;
+    a GAN's discriminator starts fresh), e.g. one trained further on a GPU."""
     from napari_latentdirs.training.config import config_from_dict
     from napari_latentdirs.training.recipes import recipe
 
-    cfg = config_from_dict(kind, {**recipe(recipe_name, kind), "epochs": 10_000, "max_steps": steps, "seed": seed,
-                                  "device": "cpu", "sample_every": 0, "log_every": 50, "checkpoint_every": 250})
+    cfg = config_from_dict(kind, {**recipe(recipe_name, kind), "model": dict(model or {}), "epochs": 10_000,
+                                  "max_steps": steps, "seed": seed, "device": device, "amp": "off",
+                                  "sample_every": 0, "log_every": 50, "checkpoint_every": 250})
     if kind == "gan":
+        from napari_latentdirs.training.gan import GANTrainer as trainer
         from napari_latentdirs.training.gan import train_gan as engine
     else:
+        from napari_latentdirs.training.vae import VAETrainer as trainer
         from napari_latentdirs.training.vae import train_vae as engine
+    if init is not None and not (work / kind / "checkpoints").exists():
+        from napari_latentdirs.models.registry import load_generator
+
+        start = trainer(cfg, data, work / kind)
+        weights = load_generator(init).state_dict()
+        start.generator_module().load_state_dict(weights)
+        if start.ema is not None:
+            start.ema.shadow.load_state_dict(weights)
+        start.save()
+        print(f"[{kind}] starting from the weights of {init}", flush=True)
     print(f"[{kind}] {recipe_name} recipe: {steps} steps, batch {cfg.batch_size}", flush=True)
     t0 = time.perf_counter()
     fin = _drain(engine(cfg, data, work / kind, threading.Event()), kind)
@@ -72,9 +90,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vae-steps", type=int, default=1500)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", choices=("gan", "vae"), default=None)
-    ap.add_argument("--stage", choices=("generators", "all"), default="all")
+    ap.add_argument("--stage", choices=("generators", "finish", "all"), default="all",
+                    help="generators: train only; finish: ship what --work holds (no training); all: both")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU (float32 either way)")
+    ap.add_argument("--gan-upsample", default=None, help="the GAN's upsampling (models/dcgan.py UPSAMPLING); "
+                                                         "default: the recipe's")
+    ap.add_argument("--gan-init", type=Path, default=None,
+                    help="start the GAN from this generator file (e.g. trained further on a GPU; D starts fresh)")
     ap.add_argument("--K", type=int, default=32, help="directions per set")
+    ap.add_argument("--variant", default="unit", help="direction matrix: unit | ortho (directions/matrix.py)")
+    ap.add_argument("--orthogonal-changes", type=float, default=0.0,
+                    help="weight of the penalty keeping different directions' image changes orthogonal")
+    ap.add_argument("--random-sets", type=int, default=10, help="matched random sets for the comparison")
+    ap.add_argument("--gan-note", default="", help="a note on how the GAN was trained, kept in README.json")
     ap.add_argument("--gan-dir-steps", type=int, default=1600,
                     help="direction steps for the GAN (the recipe's 800 reach RCA 0.80 on it, 1600 are needed for 0.9)")
     ap.add_argument("--vae-dir-steps", type=int, default=None, help="direction steps for the VAE (default: the recipe's)")
@@ -89,14 +118,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
-    print(f"sampling {args.slices} phantom slices (seed {args.seed})", flush=True)
-    data = phantom_slices(args.slices, args.seed)
+    if args.stage != "finish":
+        print(f"sampling {args.slices} phantom slices (seed {args.seed})", flush=True)
+        data = phantom_slices(args.slices, args.seed)
     times_path = args.work / "seconds.json"
     for kind in ("gan", "vae"):
-        if args.only and kind != args.only:
+        if args.only and kind != args.only or args.stage == "finish":
             continue
         steps = args.gan_steps if kind == "gan" else args.vae_steps
-        path, spent = train_generator(kind, data, args.work, steps, args.seed, args.recipe)
+        model = {"g_upsample": args.gan_upsample} if kind == "gan" and args.gan_upsample else None
+        path, spent = train_generator(kind, data, args.work, steps, args.seed, args.recipe, args.device, model,
+                                      args.gan_init if kind == "gan" else None)
         # Re-read just before writing: the GAN and the VAE may train in two processes at once.
         seconds = json.loads(times_path.read_text()) if times_path.exists() else {}
         seconds[kind] = seconds.get(kind, 0.0) + spent
@@ -127,14 +159,21 @@ def main(argv: list[str] | None = None) -> int:
 def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float | None) -> dict:
     """Ship one trained generator: quality, K = 32 directions, labels and the random baseline."""
     from napari_latentdirs.analysis.comparison import compare_sets
-    from napari_latentdirs.analysis.labelling import LabelConfig, label_directions
+    from napari_latentdirs.analysis.labelling import (
+        LabelConfig,
+        describe_directions,
+        label_directions,
+    )
     from napari_latentdirs.analysis.quality import QualityReport, generator_quality
     from napari_latentdirs.directions.baselines import random_directions
+    from napari_latentdirs.directions.collapse import collapse_of
     from napari_latentdirs.directions.set import DirectionSet
+    from napari_latentdirs.directions.supervised import probe_regression_method
     from napari_latentdirs.directions.voynov import DirectionsConfig, train_directions
     from napari_latentdirs.models.registry import (
         generator_fingerprint,
         load_generator,
+        preprocessing_of,
         save_generator,
     )
     from napari_latentdirs.probes.phantom import phantom_probes
@@ -159,7 +198,8 @@ def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float
     for line in quality.lines():
         print("  " + line, flush=True)
 
-    dcfg = DirectionsConfig(**{**direction_recipe(args.recipe), "K": args.K, "variant": "unit", "seed": args.seed,
+    dcfg = DirectionsConfig(**{**direction_recipe(args.recipe), "K": args.K, "variant": args.variant,
+                               "orthogonal_changes": args.orthogonal_changes, "seed": args.seed,
                                "device": "cpu", "generator_kind": kind, "generator_fingerprint": fp,
                                "generator_path": gen_path.name, "log_every": 100, "checkpoint_every": 200})
     dir_steps = args.gan_dir_steps if kind == "gan" else args.vae_dir_steps
@@ -174,19 +214,31 @@ def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float
     rca = float(ds.metrics.get("rca", 0.0))
     print(f"[{kind}] RCA {rca:.3f} (chance {1 / dcfg.K:.3f})", flush=True)
 
-    print(f"[{kind}] labelling the discovered set and a matched random set", flush=True)
-    probes = phantom_probes()
+    print(f"[{kind}] labelling the discovered set, {args.random_sets} matched random sets and the supervised "
+          "probe-regression set", flush=True)
+    probes = phantom_probes(preprocessing_of(gen))
     lcfg = LabelConfig(n_latents=args.label_latents, alphas=(-6.0, -3.0, 3.0, 6.0), seed=args.seed)
     found = label_directions(gen, ds, probes, lcfg)
-    rand = label_directions(gen, random_directions(gen.latent_dim, dcfg.K, seed=args.seed + 1), probes, lcfg)
-    comparison = compare_sets([found], [rand], probes, seed=args.seed)
-    for r in comparison.rows:
-        print(f"  {r.factor:12s} discovered {r.discovered:.2f} random {r.random:.2f} "
-              f"difference {r.difference:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}]", flush=True)
+    rands = [label_directions(gen, random_directions(gen.latent_dim, dcfg.K, seed=args.seed + 1 + i), probes, lcfg)
+             for i in range(args.random_sets)]
+    comparison = compare_sets([found], rands, probes, seed=args.seed)
+    supervised = probe_regression_method(gen, None, seed=args.seed, generator=fp)
+    sup_found = label_directions(gen, supervised, probes, lcfg)
+    sup_rands = rands if supervised.K == dcfg.K else [
+        label_directions(gen, random_directions(gen.latent_dim, supervised.K, seed=args.seed + 1 + i), probes, lcfg)
+        for i in range(args.random_sets)]
+    ceiling = compare_sets([sup_found], sup_rands, probes, seed=args.seed)
+    for r, c in zip(comparison.rows, ceiling.rows):
+        print(f"  {r.factor:12s} supervised {c.discovered:.2f} | discovered {r.discovered:.2f} | random {r.random:.2f}"
+              f"   discovered - random {r.difference:+.2f} (Holm p {r.p_holm:.3f})", flush=True)
+    collapse = collapse_of(ds.A)
+    print(f"[{kind}] {collapse.line()}", flush=True)
 
-    ds = DirectionSet(ds.A, ds.method, fp, list(found.labels), dict(ds.metrics),
+    ds = DirectionSet(ds.A, ds.method, fp, list(found.labels), {**ds.metrics, **collapse.metrics()},
                       {**ds.meta, "demo": True, "selectivity": found.selectivity.tolist(),
-                       "label_alphas": list(lcfg.alphas), "duplicate_groups": found.groups})
+                       "descriptions": describe_directions(found),
+                       "label_alphas": list(lcfg.alphas), "duplicate_groups": found.groups},
+                      preprocessing=ds.preprocessing)
     dir_path = ds.save(args.out / f"{kind}_directions.safetensors")
     sizes = {p.name: p.stat().st_size for p in (gen_path, dir_path)}
     for name, size in sizes.items():
@@ -199,8 +251,13 @@ def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float
         "chance_rca": 1 / dcfg.K, "bytes": sizes, "generator_steps": steps,
         "train_minutes": None if train_seconds is None else round(train_seconds / 60, 1),
         "direction_minutes": round(dir_seconds / 60, 1), "direction_config": asdict(dcfg),
-        "quality": quality.to_dict(), "random_labels": list(rand.labels), "comparison": comparison.to_dict(),
+        "quality": quality.to_dict(), "random_labels": list(rands[0].labels), "comparison": comparison.to_dict(),
+        "supervised": {"r2": supervised.meta["r2"], "labels": list(sup_found.labels),
+                       "selectivity": dict(zip(supervised.labels, map(float, sup_found.selectivity))),
+                       "comparison": ceiling.to_dict()},
+        "collapse": collapse.to_dict(), "descriptions": ds.meta["descriptions"],
         "generator_recipe": recipe(args.recipe, kind),
+        **({"generator_note": args.gan_note} if kind == "gan" and args.gan_note else {}),
     }
 
 

@@ -13,6 +13,7 @@ import pkgutil
 import sys
 
 from . import commands
+from .console import disk_error_line, interrupt_on_sigterm
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,10 +39,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with interrupt_on_sigterm():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except FileExistsError as exc:  # a folder refusal (another writer holds it, or it is not ours)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        line = disk_error_line(exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import signal
 import sys
 import threading
@@ -35,6 +37,44 @@ def stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(sig, h)
 
 
+@contextlib.contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM as Ctrl-C: a job stopped by ``kill`` or a scheduler unwinds like an interrupted one
+    (its worker processes killed, its folder lock released, temp files removed) instead of vanishing.
+    Engines that stop gracefully (``stop_on_signals``) override it while they run."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+#: errno values that mean "this folder cannot take the write" (read-only, no permission, disk or quota full).
+_DISK_ERRORS = {errno.EROFS: "the folder is read-only: choose a writable folder",
+                errno.EACCES: "no permission to write there: choose a folder you can write",
+                errno.EPERM: "no permission to write there: choose a folder you can write",
+                errno.ENOSPC: "the disk is full: free some space (or choose another disk) and run the command "
+                              "again; finished steps are kept",
+                errno.EDQUOT: "the disk quota is used up: free some space (or choose another disk) and run the "
+                              "command again; finished steps are kept"}
+
+
+def disk_error_line(exc: OSError) -> str | None:
+    """One line for a write that the disk refused, naming the path; None for other errors."""
+    what = _DISK_ERRORS.get(exc.errno) if exc.errno is not None else None
+    if what is None:
+        return None
+    where = exc.filename if exc.filename is not None else "a file"
+    return f"error: cannot write {where}: {exc.strerror or os.strerror(exc.errno)}; {what}"
+
+
 def event_line(ev: Any, log_every: int = 1) -> str | None:
     """One terminal line for an engine event, or None for events a line-log skips."""
     from .events import EpochEnd, Finished, Message, Step, Stopped
@@ -50,7 +90,8 @@ def event_line(ev: Any, log_every: int = 1) -> str | None:
     if isinstance(ev, Stopped):
         return f"stopped at step {ev.step}"
     if isinstance(ev, Finished):
-        return f"finished at step {ev.step}: {ev.output} {ev.metrics}"
+        figures = " ".join(f"{k}={v:.4g}" for k, v in ev.metrics.items())  # never a bare "{}"
+        return f"finished at step {ev.step}: {ev.output}" + (f" {figures}" if figures else "")
     return None
 
 

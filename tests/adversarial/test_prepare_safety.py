@@ -18,6 +18,7 @@ from napari_latentdirs.cli import main as cli_main
 from napari_latentdirs.data.cache import CACHE_MARKER, CacheFolderError, SliceCache, build_cache
 from napari_latentdirs.data.prepare import NoUsableSlicesError, PrepareConfig, prepare
 from napari_latentdirs.data.preprocess import Preprocessing
+from napari_latentdirs.utils.folderlock import LOCK_NAME
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "dicom"))
 from dcmfactory import random_raw, write_volume  # noqa: E402
@@ -128,9 +129,9 @@ def test_a_second_prepare_on_the_same_cache_is_refused_while_the_first_runs(tmp_
     root = _tree(tmp_path / "dicom", n_series=1)
     cache = tmp_path / "cache"
     prepare(root, cache, workers=1, config=CFG, progress=False)
-    with open(cache / CACHE_MARKER, "rb+") as held:  # what a running prepare holds
+    with open(cache / LOCK_NAME, "w") as held:  # what a running prepare (or train into RUN/cache) holds
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)
-        with pytest.raises(CacheFolderError, match="another `latentdirs prepare` is writing"):
+        with pytest.raises(CacheFolderError, match="is in use by"):
             prepare(root, cache, workers=1, config=CFG, progress=False)
 
 

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from napari_latentdirs.cli import main as cli_main
-from napari_latentdirs.runs.folder import from_run
 from napari_latentdirs.runs.pipeline import (
     RunFolderError,
     check_run_folder,
     make_config,
     run_pipeline,
 )
+from napari_latentdirs.utils.paths import from_run
 
 
 @pytest.fixture(scope="module")

@@ -92,3 +92,34 @@ def test_selectivity():
     assert res.per_factor["c"] == pytest.approx(1 / 3)
     assert res.best_direction["a"] == 0
     assert res.mean == pytest.approx((1 + 0.5 + 1 / 3) / 3)
+
+
+# -- issue 18: controls beside MIG and DCI ------------------------------------------------------------
+
+def test_controls_keep_the_spectrum_or_flatten_it():
+    from napari_latentdirs.analysis.disentanglement import (
+        orthonormalised,
+        same_spectrum_random,
+        unit_columns,
+    )
+
+    A = np.random.default_rng(0).standard_normal((32, 12)) @ np.diag(np.linspace(0.1, 3, 12))
+    s = np.linalg.svd(unit_columns(A), compute_uv=False)
+    np.testing.assert_allclose(np.linalg.svd(same_spectrum_random(A, 1), compute_uv=False), s, rtol=1e-10)
+    np.testing.assert_allclose(np.linalg.svd(orthonormalised(A), compute_uv=False), np.ones(12), rtol=1e-10)
+    Q, _ = np.linalg.qr(A)
+    np.testing.assert_allclose(np.abs(orthonormalised(Q)), np.abs(Q), atol=1e-10)  # already orthonormal: unchanged
+
+
+def test_mig_beside_its_noise_floor():
+    from napari_latentdirs.analysis.disentanglement import MIG_MIN_SAMPLES, scores_with_controls
+
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((MIG_MIN_SAMPLES, 8))
+    factors = z[:, :3] + 0.1 * rng.standard_normal((MIG_MIN_SAMPLES, 3))  # each factor is one latent axis
+    out = scores_with_controls(z, factors, np.eye(8))
+    assert out["mig"] > 0.5 and out["mig_floor"] < 0.01 and out["n_samples"] == MIG_MIN_SAMPLES
+    assert out["dci_d"] == pytest.approx(out["dci_d_ortho"])  # the identity is its own polar factor
+    # Pure noise: the measured MIG is no larger than a few times its floor.
+    noise = scores_with_controls(z, rng.standard_normal((MIG_MIN_SAMPLES, 3)), np.eye(8))
+    assert noise["mig"] < 5 * noise["mig_floor"] + 0.005

@@ -109,3 +109,79 @@ def test_phantom_probes_label_the_phantoms_own_factors():
         assert res.labels[k] == factor, (factor, res.labels[k], res.selectivity[k], res.significant[k])
     for k in (8, 9, 10):
         assert res.labels[k] in (ENTANGLED, NO_EFFECT), (k, res.labels[k], res.selectivity[k], res.significant[k])
+
+
+# -- issue 18: the fair yardstick -------------------------------------------------------------------
+
+def test_slopes_with_nan_deltas_equal_slopes_on_the_finite_ones():
+    from napari_latentdirs.analysis.labelling import fit_slopes
+
+    rng = np.random.default_rng(0)
+    alphas = np.array([-3.0, -1.5, 1.5, 3.0])
+    true = rng.standard_normal((20, 5))
+    delta = alphas[:, None, None] * true[None] + 0.1 * rng.standard_normal((4, 20, 5))
+    holed = delta.copy()
+    holed[1:3, :10] = np.nan  # the +-1.5 images failed their probe on half the latents: only +-3 remain
+    holed[:, 15, 2] = np.nan  # one latent has no measurable shift at all
+    got = fit_slopes(alphas, holed)
+    for i in range(20):
+        for j in range(5):
+            ok = np.isfinite(holed[:, i, j])
+            if not ok.any():
+                assert np.isnan(got[i, j])
+                continue
+            a = alphas[ok]
+            expect = np.linalg.lstsq(a[:, None], holed[ok, i, j], rcond=None)[0][0]
+            assert got[i, j] == pytest.approx(expect, rel=1e-12), (i, j)
+    np.testing.assert_allclose(fit_slopes(alphas, delta)[10:15], got[10:15])  # untouched latents unchanged
+
+
+def _slopes(effects: tuple[float, ...], noise_sd: float, n: int = 64) -> np.ndarray:
+    """(n, F) slopes with exactly the given mean and a fixed noise of exactly ``noise_sd``."""
+    e = np.random.default_rng(1).standard_normal((n, len(effects)))
+    e = (e - e.mean(0)) / e.std(0, ddof=1) * noise_sd
+    return np.asarray(effects)[None] + e
+
+
+def test_side_effects_count_the_same_for_weak_and_strong_directions():
+    """A weak direction that does the same mixture at a third of the size is exactly as selective: the
+    side effect is measurable in both, so it counts at its full size in both."""
+    from napari_latentdirs.analysis.labelling import _top_factor, significant_effects
+
+    strong = significant_effects(_slopes((1.0, 0.3, 0.0), 0.2), 2.0)
+    weak = significant_effects(_slopes((0.35, 0.105, 0.0), 0.2), 2.0)
+    assert strong[2] == weak[2] == 0.0  # probe noise on an untouched factor is not an effect
+    np.testing.assert_allclose(strong[:2], [1.0, 0.3])
+    np.testing.assert_allclose(weak[:2], [0.35, 0.105])
+    sel = [_top_factor(s, ("a", "b", "c"), {}, 0.5)[1] for s in (strong, weak)]
+    assert sel[0] == pytest.approx(sel[1]) == pytest.approx(1 / 1.3)
+
+
+def test_per_factor_selectivity_needs_no_top_factor():
+    """A factor that is every direction's second effect still gets its best selectivity, not 0."""
+    from napari_latentdirs.analysis.labelling import factor_selectivity_from
+
+    sig = np.array([[1.0, 0.6, 0.0], [0.0, 0.2, 0.9], [0.1, 0.05, 0.0]])
+    best = factor_selectivity_from(sig, ("a", "b", "c"), {}, min_effect=0.3)
+    np.testing.assert_allclose(best, [1.0 / 1.6, 0.6 / 1.6, 0.9 / 1.1])  # b: direction 0's share; direction 2 too weak
+    # A known consequence does not count against its cause.
+    best = factor_selectivity_from(sig, ("a", "b", "c"), {"a": ("b",)}, min_effect=0.3)
+    assert best[0] == pytest.approx(1.0)
+    # One direction per duplicate group: dropping direction 1 drops factor c.
+    assert factor_selectivity_from(sig, ("a", "b", "c"), {}, 0.3, keep=np.array([0, 2]))[2] == 0.0
+
+
+def test_descriptions_name_the_top_two_factors_with_signs(analytic_labels):
+    from napari_latentdirs.analysis.labelling import describe_direction, describe_directions
+
+    factors = ("width", "height", "size")
+    assert describe_direction(np.array([0.5, -0.3, 0.2]), np.array([0.5, 0.3, 0.2]), factors) == \
+        "width \u2191 0.50 \u00b7 height \u2193 0.30"
+    assert describe_direction(np.array([-0.8, 0.0, 0.0]), np.array([0.8, 0.0, 0.0]), factors) == "width \u2193 1.00"
+    assert describe_direction(np.zeros(3), np.zeros(3), factors) == NO_EFFECT
+    assert describe_direction(np.array([0.1, 0, 0]), np.array([0.1, 0, 0]), factors, min_effect=0.3) == NO_EFFECT
+    res, truth, _ = analytic_labels
+    desc = describe_directions(res)
+    assert len(desc) == res.K and desc == res.descriptions()
+    for k, factor in truth.items():
+        assert desc[k].startswith(factor + " "), (k, desc[k])

@@ -34,6 +34,7 @@ def tiny_run(tmp_path_factory):
         direction_batch=8,
         direction_eval_batches=1,
         baselines=("random", "sefa"),
+        random_sets=2,
         label_latents=6,
         label_boot=50,
         score_samples=60,
@@ -68,7 +69,7 @@ def test_every_direction_of_the_phantom_vae_is_labelled(tiny_run):
     out, _ = tiny_run
     summary = json.loads((out / "analysis" / "summary.json").read_text())
     names = {s["name"] for s in summary["direction_sets"]}
-    assert names == {"vae-lenet-unit32", "vae-random", "vae-sefa"}
+    assert names == {"vae-lenet-unit32", "vae-random-K32-s0", "vae-random-K32-s1", "vae-sefa"}
     for s in summary["direction_sets"]:
         res = LabelResult.load(out / s["labels_path"])  # stored relative to the run (issue 14, item 10)
         assert len(res.labels) == 32
@@ -82,8 +83,12 @@ def test_every_direction_of_the_phantom_vae_is_labelled(tiny_run):
         if s["valid_fraction"] < 0.5:
             assert any(s["name"] in w for w in summary["warnings"])
             assert set(res.labels) == {NO_EFFECT}
-        if "mig" in s:
-            for key in ("mig", "dci_d", "dci_c"):
+        # Every set's collapse figures; scores with their controls for all but the repeated random sets.
+        assert 1.0 <= s["collapse"]["effective_rank"] <= 32.0 and 0.0 <= s["collapse"]["max_abs_cos"] <= 1.0
+        if s["name"] == "vae-random-K32-s1":
+            assert "mig" not in s
+        elif "mig" in s:
+            for key in ("mig", "mig_floor", "dci_d", "dci_c", "dci_d_ortho", "dci_d_spectrum"):
                 assert 0.0 <= s[key] <= 1.0, (s["name"], key, s[key])
         else:
             assert any(s["name"] in w and "scores not computed" in w for w in summary["warnings"])
@@ -93,14 +98,27 @@ def test_every_direction_of_the_phantom_vae_is_labelled(tiny_run):
     assert summary["interpolation"]["vae"]["method"] == "encoder"
     # Four direction steps learn nothing: the set is flagged and kept out of the comparison.
     assert cell["learned"] == (cell["rca"] >= 0.5)
-    cmp = summary["comparison"]["vae"]
-    assert cmp["random"] == ["vae-random"]
+    cmp = summary["comparison"]["vae-lenet-unit32"]  # one comparison per cell, against random sets of its K
+    assert cmp["random"] == ["vae-random-K32-s0", "vae-random-K32-s1"] and cmp["K"] == 32 and cmp["cell"] == "unit32"
+    if cell["learned"]:
+        assert "jointly" in cmp["resampling"] and len(cmp["equal_change"]["rows"]) == len(cmp["rows"])
     if not cell["learned"]:
         assert cmp["not_learned"] == ["vae-lenet-unit32"] and "rows" not in cmp
         assert any("directions not learned" in w for w in summary["warnings"])
     q = summary["quality"]["vae"]["spaces"]["probes"]
     assert q["ceiling"]["precision"] > 0.5 and 0.0 <= q["generated"]["recall"] <= 1.0
     assert summary["memorization"]["vae"]["ratio"] > 0
+
+
+def test_labelled_sets_carry_descriptions(tiny_run):
+    from napari_latentdirs.directions.set import DirectionSet
+
+    out, _ = tiny_run
+    man = json.loads((out / "manifest.json").read_text())
+    for name in ("vae-lenet-unit32", "vae-random-K32-s0"):
+        ds = DirectionSet.load(out / man["sets"][name]["path"])
+        res = LabelResult.load(out / "analysis" / "labels" / f"{name}.json")
+        assert ds.meta["descriptions"] == res.descriptions() and len(ds.meta["descriptions"]) == ds.K
 
 
 def test_report_command_rerenders_with_a_review(tiny_run, capsys):

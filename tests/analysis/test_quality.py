@@ -74,6 +74,11 @@ def test_inception_space_and_fid_separate_real_from_noise(reals):
     assert real.generated.precision > 0.5 and real.generated.recall > 0.5
     assert real.fid < bad.fid / 3
     assert real.fid_ceiling == bad.fid_ceiling  # the same two real sets
+    # The calibration ladder: a blurred real sample lies between real and the generator's figure.
+    fids = [real.fid_ceiling] + [r.fid for r in real.ladder]
+    assert [r.name for r in real.ladder] == ["blur 1 px", "blur 2 px"]
+    assert fids == sorted(fids)  # real < blur 1 px < blur 2 px
+    assert not real.discriminates
 
 
 def test_quality_command_prints_and_writes_figures(tmp_path, capsys):
@@ -90,3 +95,57 @@ def test_quality_command_prints_and_writes_figures(tmp_path, capsys):
     d = json.loads(out.read_text())
     assert set(d["spaces"]) == {"probes"} and d["n"] == 40
     assert 0 <= d["spaces"]["probes"]["generated"]["recall"] <= 1
+
+
+def _checkerboard(shape: tuple[int, int], amplitude: float) -> np.ndarray:
+    yy, xx = np.indices(shape)
+    return np.where((yy + xx) % 2, amplitude, -amplitude).astype(np.float32)
+
+
+def test_checkerboard_index_flags_a_grid_and_not_a_blur(reals):
+    from napari_latentdirs.analysis.quality import blur, checkerboard_index
+
+    a, b, c = reals
+    plain = checkerboard_index(c, a, b)
+    assert plain.generated == pytest.approx(1.0, abs=0.5)  # real against real
+    assert plain.real == pytest.approx(1.0, abs=0.5)
+    # A +-0.05 grid (2.5% of the model range) on real slices: far above the real ones.
+    grid = checkerboard_index(c + _checkerboard(c.shape[1:], 0.05), a, b)
+    assert grid.generated > 10 * plain.generated
+    # Stripes along one axis only ((pi, 0)) count too.
+    stripes = np.where(np.indices(c.shape[1:])[0] % 2, 0.05, -0.05).astype(np.float32)
+    assert checkerboard_index(c + stripes, a, b).generated > 10 * plain.generated
+    # Blurring removes high frequencies: never above the real slices.
+    for sigma in (1.0, 2.0):
+        assert checkerboard_index(blur(c, sigma), a, b).generated <= plain.generated
+
+
+def test_checkerboard_power_is_a_share_of_the_power():
+    from napari_latentdirs.analysis.quality import checkerboard_power
+
+    grid = _checkerboard((16, 16), 1.0)[None]
+    assert checkerboard_power(grid)[0] == pytest.approx(1.0)  # all power at (pi, pi)
+    flat = np.full((1, 16, 16), 0.3, np.float32)
+    assert checkerboard_power(flat)[0] == 0.0  # no power at all after the mean
+    smooth = np.sin(np.linspace(0, np.pi, 16))[None, :, None] * np.ones((1, 16, 16))
+    assert checkerboard_power(smooth)[0] < 1e-3
+    with pytest.raises(ValueError, match="even"):
+        checkerboard_power(np.zeros((1, 15, 16)))
+
+
+def test_ladder_is_measured_in_every_space_and_orders_the_blur(reals):
+    a, b, c = reals
+    rep = measure_quality(c, a, b, "phantom", spaces=["probes", "pixels"])
+    for space in ("probes", "pixels"):
+        s = rep.space(space)
+        assert [r.name for r in s.ladder] == ["blur 1 px", "blur 2 px"]
+    pix = rep.space("pixels")
+    # In the pixel space a 2-px blur of real slices loses recall against the real ceiling.
+    assert pix.ladder[1].figures.recall < pix.ceiling.recall
+    assert pix.ratio("precision") == pytest.approx(1.0, abs=0.15)
+    assert rep.checkerboard is not None and rep.checkerboard.generated == pytest.approx(1.0, abs=0.5)
+    again = type(rep).from_dict(json.loads(json.dumps(rep.to_dict())))
+    assert again == rep
+    text = "\n".join(rep.lines())
+    assert "blur 1 px" in text and "checkerboard index" in text
+

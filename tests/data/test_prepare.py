@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from napari_latentdirs.cli import main
-from napari_latentdirs.data.cache import CacheIncompleteError, SliceCache
+from napari_latentdirs.data.cache import CacheIncompleteError, SliceCache, split_patients
 from napari_latentdirs.data.dataset import SliceDataset
-from napari_latentdirs.data.prepare import PrepareConfig, prepare, split_patients
+from napari_latentdirs.data.prepare import PrepareConfig, prepare
 from napari_latentdirs.dicom.series import read_series
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "dicom"))

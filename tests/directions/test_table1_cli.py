@@ -45,7 +45,7 @@ def test_scaled_table_runs_writes_markdown_and_reuses_finished_cells(tmp_path):
 
 def test_directions_command_refuses_to_overwrite_and_resumes(tmp_path, capsys):
     common = ["directions", "--generator", "analytic", "--out", str(tmp_path / "run"), "--batch-size", "4",
-              "--eval-batches", "1", "--K", "5", "--device", "cpu"]
+              "--eval-batches", "1", "--K", "5", "--device", "cpu", "--json"]
     args = [*common, "--steps", "2"]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
@@ -61,7 +61,7 @@ def test_directions_command_refuses_to_overwrite_and_resumes(tmp_path, capsys):
 def test_directions_command_reads_a_table1_config(tmp_path, capsys):
     cfg = CONFIGS / "vae_lenet_ortho32.yaml"
     assert main(["directions", "--generator", "analytic", "--out", str(tmp_path), "--config", str(cfg),
-                 "--steps", "1", "--batch-size", "4", "--eval-batches", "1", "--device", "cpu"]) == 0
+                 "--steps", "1", "--batch-size", "4", "--eval-batches", "1", "--device", "cpu", "--json"]) == 0
     ds = DirectionSet.load(json.loads(capsys.readouterr().out)["output"])
     assert ds.method == "voynov-ortho" and ds.K == 32 and ds.meta["lr"] == 1e-4
 

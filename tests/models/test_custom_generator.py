@@ -189,7 +189,7 @@ def test_cli_directions_and_baseline_with_a_plain_module_and_weights(plain_modul
     save_file({k: v.contiguous() for k, v in g.net.state_dict().items()}, str(root / "g.safetensors"))
     res = _cli(["directions", "--generator", spec, "--generator-weights", str(root / "g.safetensors"), "--out",
                 str(root / "run"), "--K", "3", "--steps", "3", "--batch-size", "4", "--eval-batches", "1",
-                "--device", "cpu"], root)
+                "--device", "cpu", "--json"], root)
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout)
     from napari_latentdirs.directions.set import DirectionSet

@@ -49,3 +49,9 @@ def saved_model(tmp_path, tiny_gan, tiny_dirs):
     ds = DirectionSet(tiny_dirs.A, tiny_dirs.method, generator_fingerprint(g), tiny_dirs.labels)
     d = ds.save(tmp_path / "dirs.safetensors")
     return g, d
+
+
+@pytest.fixture(autouse=True)
+def private_settings(tmp_path_factory, monkeypatch):
+    """Docks remember settings: never in the real user's config folder during tests."""
+    monkeypatch.setenv("LATENTDIRS_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))

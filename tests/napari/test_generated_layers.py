@@ -136,12 +136,15 @@ def test_switching_demo_models_newest_wins(make_napari_viewer, threaded_workers,
     _, nav = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Latent navigator")
     nav.n_spin.setValue(2)
     nav.frames_spin.setValue(5)
+    complete: list[int] = []
+    nav.stack_complete.connect(complete.append)
     for _ in range(2):  # the issue saw it stuck 2 of 2 times
-        nav.load_demo("gan")
-        with qtbot.waitSignal(nav.stack_complete, timeout=60000) as blocker:
-            nav.load_demo("vae")  # while the GAN's stack is still streaming
-            ticket = nav.current.ticket
-        assert blocker.args == [ticket] and nav.model_name == "demo VAE" and "VAE" in nav.model_label.text()
+        nav.load_demo("gan")  # loads in the background (issue 19, item 7)
+        qtbot.waitUntil(lambda: nav.model_name == "demo GAN" and nav.current is not None, timeout=60000)
+        nav.load_demo("vae")  # while the GAN's stack is still streaming
+        qtbot.waitUntil(lambda: nav.model_name == "demo VAE" and nav.current is not None
+                        and nav.current.ticket in complete, timeout=60000)
+        assert "VAE" in nav.model_label.text()
         shifts = nav.shifts()
         k = nav.direction_index()
         with torch.no_grad():
@@ -215,13 +218,17 @@ def test_exported_gif_frames_carry_their_shift(make_napari_viewer, sync_workers,
     nav.n_spin.setValue(1)
     nav.load(*saved_model)
     nav.frames_spin.setValue(5)
-    nav.export(tmp_path / "sweep.gif", ".gif")
-    [path] = nav.last_export
-    frames = ex.read_animation(path)
-    plain = ex.to_uint8(nav.layer.data[0, :, 0], "lung")
-    shifts = nav.shifts()
-    want = ex.ping_pong(stamp_alpha(plain, shifts.tolist()))
-    np.testing.assert_array_equal(frames, want)
+    for scale in (1, 3):  # the GIF's scale option (issue 19: 128 px was too small for a slide)
+        nav.scale_spin.setValue(scale)
+        nav.export(tmp_path / f"sweep{scale}.gif", ".gif")
+        [path] = nav.last_export
+        frames = ex.read_animation(path)
+        plain = ex.to_uint8(nav.layer.data[0, :, 0], "lung")
+        plain = plain.repeat(scale, axis=-2).repeat(scale, axis=-1)
+        shifts = nav.shifts()
+        want = ex.ping_pong(stamp_alpha(plain, shifts.tolist()))
+        assert frames.shape[-2:] == (32 * scale, 32 * scale)
+        np.testing.assert_array_equal(frames, want)
     # the stamp is visible: the frames at -α and +α differ where the text is, not elsewhere
     assert not np.array_equal(want[0], ex.ping_pong(plain)[0])
     a, b = stamp_alpha(plain[[0, 0]], [-6.0, 6.0])

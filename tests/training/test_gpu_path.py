@@ -26,7 +26,7 @@ from torch.overrides import TorchFunctionMode
 
 import napari_latentdirs
 from napari_latentdirs.events import Message, Step
-from napari_latentdirs.training import fid as fidmod
+from napari_latentdirs.models import fid as fidmod
 from napari_latentdirs.training.data import TensorSlices, synthetic_ellipses
 from napari_latentdirs.training.gan import GANTrainer
 
@@ -130,7 +130,7 @@ def peak_mb():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-from napari_latentdirs.training.runner import load_data
+from napari_latentdirs.commands.train import load_data
 base = peak_mb()
 train, test = load_data(sys.argv[1])
 fp = getattr(train, "fingerprint", "")
@@ -267,7 +267,7 @@ def test_backend_settings_autotune_or_determinism():
 def test_deterministic_flag_reaches_the_config():
     import argparse
 
-    from napari_latentdirs.training.runner import add_arguments, build_config
+    from napari_latentdirs.commands.train import add_arguments, build_config
 
     p = argparse.ArgumentParser()
     add_arguments(p)

@@ -17,8 +17,10 @@ import numpy as np
 from magicgui.widgets import FileEdit
 from qtpy.QtCore import QSize, Qt, QTimer, Signal
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -30,10 +32,13 @@ from qtpy.QtWidgets import (
 
 from ..analysis.navigation import WINDOWS
 from ..events import CheckpointSaved, EpochEnd, Finished, Message, Samples, Started, Step, Stopped
+from ..utils.folderlock import check_free
 from ..utils.runtime import available_devices
+from .estimate import expected_text, record
 from .loss_plot import LossPlot
-from .placement import add_generated, mosaic
-from .scroll import scrolling_layout
+from .placement import add_generated, mosaic, set_window
+from .remember import Remembered, change_signal
+from .scroll import compact_combos, fit_width, scrolling_layout
 from .workers import EngineFactory, EngineRunner
 
 
@@ -47,6 +52,7 @@ class EngineDock(QWidget):
     samples_layer = "samples"
     plot_keys: tuple[str, ...] | None = None
     flush_ms = 250  # widget refresh period while training
+    metrics_lines = 2  # height of the metrics line: a final summary must fit unclipped
     samples_every_s = 2.0  # samples layer refresh period
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
@@ -77,28 +83,43 @@ class EngineDock(QWidget):
         self.build_inputs(self.form)
         self.device_combo = QComboBox()
         self.device_combo.addItems(available_devices())
-        self.device_combo.setToolTip("auto picks CUDA, then MPS, then CPU; listed: what this machine has")
+        self.device_combo.setToolTip("auto picks CUDA, then MPS, then CPU; listed: what this machine has. "
+                                     "The defaults follow it: the CPU recipe on a CPU, the paper's on CUDA")
         self.form.addRow("device", self.device_combo)
         self.out_edit = FileEdit(mode="d", value=str(Path.home() / "latentdirs-runs"))
+        self.out_edit.native.setToolTip("each run gets a new folder in here (checkpoints, logs, the result)")
         self.form.addRow("output folder", self.out_edit.native)
         # outside the settings box: the window stays adjustable while a run is going
         self.window_combo = QComboBox()
         self.window_combo.addItems(list(WINDOWS))
         self.window_combo.setToolTip("HU window of the samples layer (its contrast slider stays free)")
         self.window_combo.currentTextChanged.connect(self._apply_window)
-        buttons = QHBoxLayout()
+        self.link_check = QCheckBox("with the CT")
+        self.link_check.setChecked(True)
+        self.link_check.setToolTip("one window for the samples, the CT and every generated layer beside it")
+        self.expected_label = _FixedLabel(2)
+        lay.addWidget(self.expected_label)
+        buttons = QGridLayout()
         self.start_btn = QPushButton("Start")
+        self.start_btn.setToolTip("start a new run in a new folder under the output folder")
         self.stop_btn = QPushButton("Stop")
+        self.stop_btn.setToolTip("stop after the current step; a checkpoint is kept, so Resume continues it")
         self.resume_btn = QPushButton("Resume")
+        self.resume_btn.setToolTip("continue the run stopped in this session")
+        self.resume_from_btn = QPushButton("Resume folder…")
+        self.resume_from_btn.setToolTip("continue a run folder from disk (an earlier session's), with the settings above")
         self.start_btn.clicked.connect(self.start)
         self.stop_btn.clicked.connect(self.stop)
         self.resume_btn.clicked.connect(self.resume)
-        for b in (self.start_btn, self.stop_btn, self.resume_btn):
-            buttons.addWidget(b)
+        self.resume_from_btn.clicked.connect(self._resume_from_clicked)
+        # two rows of two: one row of four widened the dock past a side-by-side column
+        for i, b in enumerate((self.start_btn, self.stop_btn, self.resume_btn, self.resume_from_btn)):
+            buttons.addWidget(b, i // 2, i % 2)
         lay.addLayout(buttons)
         wrow = QHBoxLayout()
         wrow.addWidget(QLabel("samples window"))
         wrow.addWidget(self.window_combo, 1)
+        wrow.addWidget(self.link_check)
         lay.addLayout(wrow)
         self.bar = QProgressBar()
         self.bar.setFormat("%v / %m")
@@ -107,14 +128,26 @@ class EngineDock(QWidget):
         self.eta_label = _FixedLabel(1)
         lay.addWidget(self.bar)
         lay.addWidget(self.eta_label)
-        self.metrics_label = _FixedLabel(2)
+        self.metrics_label = _FixedLabel(self.metrics_lines)
         lay.addWidget(self.metrics_label)
         self.plot = LossPlot(self.plot_keys, fps=None)
         lay.addWidget(self.plot)
         self.status = _FixedLabel(4)
         self.status.setText("ready")
         lay.addWidget(self.status)
+        self.body_layout = lay
+        self.build_extra(lay)
         lay.addStretch(1)
+        self._last_note = ""
+        self._rate_key: str | None = None
+        self.device_combo.currentTextChanged.connect(lambda _t: self.apply_device_defaults())
+        self.apply_device_defaults()
+        self.remembered = Remembered(self.settings_section(), self.remembered_controls())
+        for w in self.remembered.controls.values():
+            change_signal(w).connect(lambda *_: self.refresh_expected())
+        self.refresh_expected()
+        compact_combos(self)
+        fit_width(self)
         self._set_state("ready")
 
     # -- for subclasses ----------------------------------------------------------------------
@@ -138,6 +171,47 @@ class EngineDock(QWidget):
         from ..training.state import RunDir
 
         return RunDir(run_dir, create=False).has("last")
+
+    def build_extra(self, lay: Any) -> None:
+        """Widgets below the status line (the directions dock's Label step)."""
+
+    # -- defaults, settings, expected time (subclasses fill these in) ------------------------
+    #: what the status line says a running step is doing
+    activity = "running"
+
+    def settings_section(self) -> str:
+        return type(self).__name__
+
+    def remembered_controls(self) -> dict[str, Any]:
+        """Controls kept between sessions, in restore order (a recipe before what it sets)."""
+        return {"device": self.device_combo, "output": self.out_edit, "window": self.window_combo}
+
+    def resolved_device(self) -> str:
+        """The device a run would use: "auto" resolved like the engines resolve it."""
+        dev = self.device_combo.currentText()
+        if dev != "auto":
+            return dev
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def on_cuda(self) -> bool:
+        return self.resolved_device().startswith("cuda")
+
+    def apply_device_defaults(self) -> None:
+        """Settings that suit the device: the CPU recipe on a CPU, the paper's on CUDA."""
+
+    def expected(self) -> tuple[str, int | None] | None:
+        """(rate key, steps) of the run Start would begin, for its expected time."""
+        return None
+
+    def refresh_expected(self) -> None:
+        try:
+            exp = self.expected()
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            self.expected_label.setText(f"expected time: unknown ({exc})")
+            return
+        self.expected_label.setText(expected_text(*exp) if exp is not None else "")
 
     def step_text(self, ev: Step) -> str:
         return "  ".join(f"{k} {v:.4g}" for k, v in ev.losses.items())
@@ -175,6 +249,28 @@ class EngineDock(QWidget):
             return
         self._launch(self.run_dir, resume=True)
 
+    def resume_from(self, run_dir: str | Path) -> bool:
+        """Continue a run folder chosen from disk (an earlier session's); False with a
+        message when it holds no checkpoint to continue."""
+        run_dir = Path(run_dir)
+        if self.runner.running:
+            return False
+        if not self.resumable(run_dir):
+            from napari.utils.notifications import show_warning
+
+            show_warning(f"{self.title}: {run_dir} holds no checkpoint to resume")
+            self.status.setText(f"cannot resume {run_dir.name}: no checkpoint in it")
+            return False
+        self._launch(run_dir, resume=True)
+        return True
+
+    def _resume_from_clicked(self) -> None:
+        from qtpy.QtWidgets import QFileDialog
+
+        path = QFileDialog.getExistingDirectory(self, "Run folder to resume", str(self.out_edit.value))
+        if path:
+            self.resume_from(path)
+
     def stop(self) -> None:
         if self.runner.running:
             self.runner.request_stop()
@@ -182,6 +278,7 @@ class EngineDock(QWidget):
 
     def _launch(self, run_dir: Path, resume: bool) -> None:
         try:
+            check_free(run_dir)  # another process writing this folder: refused, naming it (FileExistsError)
             factory = self.make_engine(run_dir, resume)
         except (ValueError, OSError, RuntimeError, TypeError, KeyError) as exc:
             from napari.utils.notifications import show_error
@@ -194,6 +291,12 @@ class EngineDock(QWidget):
         if not resume:
             self.plot.clear()
         self.output = None
+        self._last_note = ""
+        try:
+            exp = self.expected()
+        except (ValueError, TypeError, KeyError, OSError):
+            exp = None
+        self._rate_key = exp[0] if exp is not None else None
         self._set_state("running")
         self.status.setText(f"{'resuming' if resume else 'starting'} in {run_dir}")
         self.runner.start(factory, f"{self.title} in {run_dir.name}")
@@ -221,11 +324,11 @@ class EngineDock(QWidget):
             if self.samples_layer not in self.viewer.layers:  # the first one shows at once
                 self.flush_samples()
         elif isinstance(ev, EpochEnd):
-            self._pending_status = f"epoch {ev.epoch} done: " + ", ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items())
+            self._last_note = f"epoch {ev.epoch} done: " + ", ".join(f"{k} {v:.4g}" for k, v in ev.metrics.items())
         elif isinstance(ev, CheckpointSaved):
-            self._pending_status = f"checkpoint at step {ev.step}: {ev.path}"
+            self._last_note = f"last checkpoint: step {ev.step}"
         elif isinstance(ev, Message):
-            self._pending_status = ev.text
+            self.on_message(ev.text)
         elif isinstance(ev, Stopped | Finished):
             # the end of a run: show everything still pending now, then the final status
             self.last_step = ev.step
@@ -239,16 +342,27 @@ class EngineDock(QWidget):
                 self.bar.setValue(self.bar.maximum())
                 self.status.setText(f"finished: {ev.output}" + self.metrics_text(ev.metrics))
 
+    def on_message(self, text: str) -> None:
+        """A message from the engine: what it is doing now (until the next step says otherwise)."""
+        self._pending_status = text
+
+    def now_text(self, ev: Step) -> str:
+        """The status line while steps arrive: what is happening now, then the last note."""
+        now = f"{self.activity}: step {ev.step:,} of {ev.total_steps:,}"
+        return now + (f"\n{self._last_note}" if self._last_note else "")
+
     def flush(self) -> None:
         """Apply what arrived since the last tick: samples, or else the newest step (bar, ETA,
         metrics, plot, napari progress) and status line. One window repaint per tick."""
         if self._pending_samples is not None and time.monotonic() - self._last_samples >= self.samples_every_s:
             self.flush_samples()
             return  # one repaint per tick: the step waits for the next one
+        ev = self._pending_step
         if self._pending_status is not None:
             self.status.setText(self._pending_status)
             self._pending_status = None
-        ev = self._pending_step
+        elif ev is not None:
+            self.status.setText(self.now_text(ev))  # a message from before this step is over
         if ev is None:
             return
         self._pending_step = None
@@ -293,12 +407,19 @@ class EngineDock(QWidget):
                           window=self.window_combo.currentText())
 
     def _apply_window(self, name: str) -> None:
-        from ..analysis.navigation import window_limits
+        layer = self.viewer.layers[self.samples_layer] if self.samples_layer in self.viewer.layers else None  # noqa: SIM401
+        set_window(self.viewer, name, layer, linked=self.link_check.isChecked())
 
-        if self.samples_layer in self.viewer.layers:
-            self.viewer.layers[self.samples_layer].contrast_limits = window_limits(name)
+    def _record_rate(self) -> None:
+        """This machine's seconds per step, for the next run's expected time."""
+        t0 = self.runner.eta._t0
+        steps = self.last_step - self._start_step
+        if self._rate_key is not None and t0 is not None and steps >= 5:
+            record(self._rate_key, (time.perf_counter() - t0) / steps)
 
     def _on_done(self, error: BaseException | None) -> None:
+        self._record_rate()
+        self.refresh_expected()
         self._last_samples = 0.0
         self.flush_samples()
         self.flush()
@@ -321,8 +442,13 @@ class EngineDock(QWidget):
         self.stop_btn.setEnabled(state == "running")
         # only a run that left a checkpoint can be resumed (a failure before the first one cannot)
         self.resume_btn.setEnabled(not running and state in ("stopped", "failed") and self.resumable(self.run_dir))
+        self.resume_from_btn.setEnabled(not running)
         self.inputs.setEnabled(not running)
         self.state_changed.emit(state)
+
+    def showEvent(self, event: Any) -> None:  # Qt API
+        fit_width(self)  # again once docked: the style's fonts and scroll bar are known now
+        super().showEvent(event)
 
     def closeEvent(self, event: Any) -> None:  # Qt API
         self.runner.stop_and_wait()

@@ -11,7 +11,7 @@ always wins. Frames are written into the layer on the GUI thread only.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import torch
 from magicgui.widgets import FileEdit
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -29,7 +30,9 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QProgressBar,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -38,6 +41,7 @@ from superqt import QLabeledDoubleRangeSlider
 
 from ..analysis import export as ex
 from ..analysis.demo import DEMO_NAMES, demo_model
+from ..analysis.export_formats import EXPORT_FORMATS, SweepExport, export_format
 from ..analysis.navigation import (
     DirectionInfo,
     StackChunk,
@@ -49,11 +53,13 @@ from ..analysis.navigation import (
     shift_grid,
 )
 from ..data.preprocess import DEFAULT
-from ..directions.set import DirectionSet
+from ..directions import METHODS
+from ..directions.set import NOT_LEARNED, DirectionSet
 from ..models.custom import is_factory_spec
 from ..models.interface import LatentGenerator
-from .placement import add_generated, as_stack, is_generated
-from .scroll import scrolling_layout
+from .placement import add_generated, as_stack, is_generated, set_window
+from .remember import Remembered
+from .scroll import compact_combos, fit_width, scrolling_layout
 from .stack_feed import StackFeed
 from .stack_view import StackView
 from .workers import EngineRunner
@@ -61,14 +67,99 @@ from .workers import EngineRunner
 log = logging.getLogger(__name__)
 
 LAYER_NAME = "latent stack"
+CANCELLED = "cancelled"  # what a stopped inversion job yields
 SOURCES = ("random latents", "encode CT slice (VAE)", "invert CT slice (GAN)")
-EXPORT_FORMATS = {
-    "TIFF (stack, with spacing)": ".tif",
-    "GIF sweep (current latent)": ".gif",
-    "MP4 sweep (current latent)": ".mp4",
-    "PNG grid (paper figure)": ".png",
-    "DICOM series (derived)": ".dcmdir",
-}
+
+
+@dataclass
+class LoadedModel:
+    """What a background load hands the GUI thread: everything slow is done."""
+
+    generator: LatentGenerator
+    directions: DirectionSet | None
+    info: DirectionInfo | None
+    fingerprint: str
+    name: str
+    frame_shape: tuple[int, int]
+
+
+def probe_frame_shape(generator: LatentGenerator, device: Any = "cpu") -> tuple[int, int]:
+    with torch.inference_mode():
+        probe = generator.generate(torch.zeros(1, generator.latent_dim, device=device))
+    return int(probe.shape[-2]), int(probe.shape[-1])
+
+
+def prepare_model(spec: str, directions_path: str | Path | None, weights: str | Path | None) -> LoadedModel:
+    """Read, build and probe a generator (and its direction set): the slow part of a load."""
+    from ..directions.voynov import resolve_generator
+
+    gen, fingerprint, _kind = resolve_generator(spec, weights=weights)
+    ds = DirectionSet.load(directions_path) if directions_path else None
+    if ds is not None and ds.latent_dim != gen.latent_dim:
+        raise ValueError(f"direction set has dimension {ds.latent_dim}, the generator {gen.latent_dim}")
+    p = Path(spec)
+    if is_factory_spec(spec) or p.is_dir():
+        name = spec if is_factory_spec(spec) else p.name
+    else:  # a run's generator.safetensors is named after its run
+        name = p.parent.name if p.name == "generator.safetensors" else p.stem
+    info = direction_info(ds, directions_path) if ds is not None else None
+    device = next((q.device for q in gen.parameters()), "cpu") if isinstance(gen, torch.nn.Module) else "cpu"
+    return LoadedModel(gen, ds, info, fingerprint, name, probe_frame_shape(gen, device))
+
+
+UNLABELLED = "unlabelled"
+#: keyboard shortcuts of the navigator (on the viewer window): direction and play
+SHORTCUTS = {"next direction": "]", "previous direction": "[", "play / pause": "\\"}
+
+
+def direction_text(ds: DirectionSet, info: DirectionInfo | None, k: int) -> str:
+    """The list's line for direction ``k``: its description ("width ↑ 0.48 · height ↓ 0.31")
+    when the set has them, else its label, else "unlabelled"; the selectivity after it."""
+    descriptions = ds.meta.get("descriptions") if isinstance(ds.meta.get("descriptions"), list) else None
+    text = str(descriptions[k]) if descriptions and k < len(descriptions) and descriptions[k] else ""
+    label = info.labels[k] if info is not None and k < len(info.labels) else ""
+    text = text or label or UNLABELLED
+    sel = info.selectivity[k] if info is not None and k < len(info.selectivity) else None
+    return f"#{k} {text}" + (f" (selectivity {sel:.2f})" if sel is not None else "")
+
+
+def is_labelled(ds: DirectionSet | None, info: DirectionInfo | None) -> bool:
+    return bool((ds is not None and ds.labels and any(ds.labels)) or (info is not None and any(info.labels)))
+
+
+def set_warning(ds: DirectionSet, info: DirectionInfo | None) -> str | None:
+    """The set's not-learned warning; a set never labelled has no labels to blame on the
+    random initialisation, so it says only that the directions were not learned."""
+    warning = ds.not_learned()
+    if warning and not is_labelled(ds, info):
+        warning = warning.replace(NOT_LEARNED, "directions not learned (an unlabelled set)")
+    return warning
+
+
+def baseline_methods() -> dict[str, str]:
+    """Label -> name of the closed-form methods a generator alone can run (no real slices)."""
+    return {spec.label or name: name for name, spec in METHODS.items() if not spec.learned and "slices" not in spec.needs}
+
+
+def export_subfolder(folder: str | Path, stem: str) -> Path:
+    """A new folder for a DICOM series inside the folder chosen (the dialog picks existing
+    folders, and a series needs a new one): ``stem``, else ``stem-2``, ``stem-3``..."""
+    folder = Path(folder)
+    path, n = folder / stem, 2
+    while path.exists():
+        path, n = folder / f"{stem}-{n}", n + 1
+    return path
+
+
+def _wrapping_label(text: str) -> QLabel:
+    """A status line that wraps and never widens the dock (a long path once pushed the
+    buttons off screen): its width is the dock's, its height follows the text."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    label.setMinimumWidth(10)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
 
 
 def default_shift(ds: DirectionSet | None) -> float:
@@ -99,12 +190,19 @@ class LatentNavigator(QWidget):
         self.frame_shape: tuple[int, int] | None = None
         self.last_export: list[Path] = []
         self.inversion_error: float | None = None
+        #: optimiser steps of a GAN inversion (None: the core's default)
+        self.inversion_steps: int | None = None
+        self._job_kind = ""
         self.pixel_mm = ex.DEFAULT_PIXEL_MM
         self.info: DirectionInfo | None = None
         self.fingerprint_mismatch = False
         self.view = StackView(self, napari_viewer, LAYER_NAME)
         self.feed = StackFeed(self, self._on_chunk, self._on_stream_error, viewer=napari_viewer, name="latent navigator")
         self._jobs = EngineRunner(self, on_event=self._on_job, on_done=self._on_job_done, viewer=napari_viewer, name="latent navigator job")
+        self._loader = EngineRunner(self, on_event=self._on_loaded, on_done=self._on_load_done, viewer=napari_viewer,
+                                    name="latent navigator: loading a model")
+        self._load_ticket = 0
+        self._queued_load: Any = None
         self._build_ui()
         self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
         self.viewer.layers.events.removed.connect(self._refresh_layer_choices)
@@ -119,10 +217,15 @@ class LatentNavigator(QWidget):
         self.generator_edit = FileEdit(mode="r", filter="*.safetensors")
         self.factory_edit = QLineEdit()
         self.factory_edit.setPlaceholderText("or package.module:factory")
+        self.factory_edit.setMinimumWidth(60)  # the placeholder must not widen the dock
         self.factory_edit.setToolTip("your own generator: a factory returning an nn.Module with latent_dim and "
                                      "forward(z) -> (B, C, H, W) in [-1, 1]")
         self.weights_edit = FileEdit(mode="r", filter="*.safetensors *.pt *.pth")
         self.directions_edit = FileEdit(mode="r", filter="*.safetensors")
+        self.generator_edit.native.setToolTip("a generator file (generator.safetensors) or a training run folder")
+        self.weights_edit.native.setToolTip("weights for your module:factory (optional)")
+        self.directions_edit.native.setToolTip("a direction set (.safetensors); without one the navigator shows samples "
+                                               "and offers to compute directions")
         grow = QHBoxLayout()
         grow.addWidget(self.generator_edit.native, 3)
         grow.addWidget(self.factory_edit, 2)
@@ -131,38 +234,79 @@ class LatentNavigator(QWidget):
         mf.addRow("directions", self.directions_edit.native)
         row = QHBoxLayout()
         self.load_btn = QPushButton("Load")
+        self.load_btn.setToolTip("load the files above (in the background); with none chosen, the demo beside it")
         self.load_btn.clicked.connect(self._load_clicked)
         self.demo_combo = QComboBox()
         self.demo_combo.addItems([f"demo {n.upper()}" for n in DEMO_NAMES])
+        self.demo_combo.setToolTip("the bundled demo models: a DCGAN and a ResNet-VAE trained on phantom slices")
         self.demo_btn = QPushButton("Load demo")
+        self.demo_btn.setToolTip("load the chosen demo model with its 32 labelled directions")
         self.demo_btn.clicked.connect(lambda: self.load_demo(DEMO_NAMES[self.demo_combo.currentIndex()]))
         row.addWidget(self.load_btn)
         row.addWidget(self.demo_combo)
         row.addWidget(self.demo_btn)
         mf.addRow(row)
-        self.model_label = QLabel("no model: load one, or the bundled demo")
-        self.model_label.setWordWrap(True)
+        self.model_label = _wrapping_label("no model: load one, or the bundled demo")
         mf.addRow(self.model_label)
+        # shown for a generator without a direction set: compute one here, or discover one
+        self.offer_box = QWidget()
+        orow = QHBoxLayout(self.offer_box)
+        orow.setContentsMargins(0, 0, 0, 0)
+        self.baseline_combo = QComboBox()
+        self.baseline_methods = baseline_methods()
+        self.baseline_combo.addItems(list(self.baseline_methods))
+        self.baseline_combo.setToolTip("closed-form directions computed in seconds from the generator alone")
+        self.baseline_k = QSpinBox()
+        self.baseline_k.setRange(1, 512)
+        self.baseline_k.setValue(16)
+        self.baseline_k.setPrefix("K ")
+        self.baseline_k.setToolTip("how many directions to compute")
+        self.baseline_btn = QPushButton("Compute")
+        self.baseline_btn.setToolTip("compute a baseline direction set for this generator and browse it")
+        self.baseline_btn.clicked.connect(self.compute_baseline)
+        self.discover_btn = QPushButton("Discover…")
+        self.discover_btn.setToolTip("open the Discover directions dock for this generator (learned directions)")
+        self.discover_btn.clicked.connect(self.open_discovery)
+        for w in (self.baseline_combo, self.baseline_k, self.baseline_btn, self.discover_btn):
+            orow.addWidget(w)
+        self.offer_box.setVisible(False)
+        mf.addRow(self.offer_box)
         lay.addWidget(model)
 
         latents = QGroupBox("Latents")
         lf = QFormLayout(latents)
         self.source_combo = QComboBox()
         self.source_combo.addItems(SOURCES)
+        self.source_combo.setToolTip("where the latents come from: random draws, or the CT slice on screen "
+                                     "encoded (VAE) or inverted (GAN, tens of seconds, with progress and Cancel)")
         self.n_spin = QSpinBox()
         self.n_spin.setRange(1, 64)
         self.n_spin.setValue(4)
+        self.n_spin.setToolTip("how many random latents (rows of the stack)")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setToolTip("seed of the random latents and of the inversion's starts")
         self.ct_combo = QComboBox()
+        self.ct_combo.setToolTip("the CT layer whose slice on screen is encoded or inverted")
         self.apply_latents_btn = QPushButton("Set latents")
+        self.apply_latents_btn.setToolTip("replace the stack's latents with the source above")
         self.apply_latents_btn.clicked.connect(self.set_latents_from_source)
-        self.latent_label = QLabel("")
+        self.latent_label = _wrapping_label("")
         lf.addRow("source", self.source_combo)
         lf.addRow("N (random)", self.n_spin)
         lf.addRow("seed", self.seed_spin)
         lf.addRow("CT layer", self.ct_combo)
+        jrow = QHBoxLayout()
+        self.job_bar = QProgressBar()
+        self.job_bar.setVisible(False)
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.setToolTip("stop the inversion (within a few optimiser steps); the latents stay as they were")
+        self.cancel_btn.setVisible(False)
+        self.cancel_btn.clicked.connect(self.cancel_job)
+        jrow.addWidget(self.job_bar, 1)
+        jrow.addWidget(self.cancel_btn)
         lf.addRow(self.apply_latents_btn)
+        lf.addRow(jrow)
         lf.addRow(self.latent_label)
         lay.addWidget(latents)
 
@@ -170,6 +314,8 @@ class LatentNavigator(QWidget):
         dl = QVBoxLayout(dirs)
         self.direction_list = QListWidget()
         self.direction_list.setMinimumHeight(120)
+        self.direction_list.setToolTip(f"the set's directions: what each changes, or 'unlabelled'. Keys: "
+                                       f"{SHORTCUTS['next direction']} next, {SHORTCUTS['previous direction']} previous")
         self.direction_list.currentRowChanged.connect(lambda _r: self.request_stack())
         dl.addWidget(self.direction_list)
         df = QFormLayout()
@@ -177,16 +323,27 @@ class LatentNavigator(QWidget):
         self.shift_slider.setRange(-20.0, 20.0)
         self.shift_slider.setValue((-6.0, 6.0))
         self.shift_slider.valueChanged.connect(lambda _v: self.request_stack())
+        self.shift_slider.setToolTip("the shift α range of the sweep (the set's training range by default)")
         self.frames_spin = QSpinBox()
         self.frames_spin.setRange(1, 201)
         self.frames_spin.setValue(41)
         self.frames_spin.valueChanged.connect(lambda _v: self.request_stack())
+        self.frames_spin.setToolTip("shifts along the sweep")
         self.window_combo = QComboBox()
         self.window_combo.addItems(["lung", "mediastinum", "bone"])
+        self.window_combo.setToolTip("HU window of the stack")
         self.window_combo.currentTextChanged.connect(self._apply_window)
+        self.link_check = QCheckBox("with the CT")
+        self.link_check.setChecked(True)
+        self.link_check.setToolTip("one window for the stack, the CT and every generated layer beside it: the same "
+                                   "tissue has the same grey side by side")
+        self.link_check.toggled.connect(lambda _on: self._apply_window(self.window_combo.currentText()))
+        wrow = QHBoxLayout()
+        wrow.addWidget(self.window_combo, 1)
+        wrow.addWidget(self.link_check)
         df.addRow("shift range", self.shift_slider)
         df.addRow("frames", self.frames_spin)
-        df.addRow("window", self.window_combo)
+        df.addRow("window", wrow)
         dl.addLayout(df)
         self.alpha_label = QLabel("shift α: -")
         self.alpha_label.setStyleSheet("font-weight: bold")
@@ -194,12 +351,15 @@ class LatentNavigator(QWidget):
         prow = QHBoxLayout()
         self.play_btn = QPushButton("Play")
         self.play_btn.setCheckable(True)
+        self.play_btn.setToolTip(f"play the sweep back and forth (key {SHORTCUTS['play / pause']})")
         self.play_btn.toggled.connect(self.set_playing)
         self.fps_spin = QDoubleSpinBox()
         self.fps_spin.setRange(1.0, 60.0)
         self.fps_spin.setValue(12.0)
         self.fps_spin.setSuffix(" fps")
+        self.fps_spin.setToolTip("frames per second of Play")
         self.copy_btn = QPushButton("Copy to new layer")
+        self.copy_btn.setToolTip("keep the current stack as a layer of its own")
         self.copy_btn.clicked.connect(self.copy_to_layer)
         prow.addWidget(self.play_btn)
         prow.addWidget(self.fps_spin)
@@ -210,17 +370,55 @@ class LatentNavigator(QWidget):
         exp = QGroupBox("Export")
         er = QHBoxLayout(exp)
         self.export_combo = QComboBox()
-        self.export_combo.addItems(list(EXPORT_FORMATS))
+        for name, spec in EXPORT_FORMATS.items():  # the registry (analysis.export_formats), in its order
+            self.export_combo.addItem(spec.label, name)
+        self.export_combo.setToolTip("TIFF: the whole stack in HU with pixel spacing; GIF/MP4: the current latent's "
+                                     "sweep; PNG: the selected direction and its neighbours; DICOM: a derived series")
+        self.scale_spin = QSpinBox()
+        self.scale_spin.setRange(1, 8)
+        self.scale_spin.setValue(2)
+        self.scale_spin.setPrefix("x")
+        self.scale_spin.setToolTip("GIF / MP4 pixels per model pixel (a 128 px sweep is small on a slide)")
         self.export_btn = QPushButton("Export...")
+        self.export_btn.setToolTip("choose where; a DICOM series goes into a new subfolder of the folder chosen")
         self.export_btn.clicked.connect(self._export_clicked)
-        er.addWidget(self.export_combo)
+        er.addWidget(self.export_combo, 1)
+        er.addWidget(self.scale_spin)
         er.addWidget(self.export_btn)
         lay.addWidget(exp)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = _wrapping_label("")
         lay.addWidget(self.status)
         lay.addStretch(1)
         self._set_model_controls(False)
+        compact_combos(self)
+        fit_width(self)
+        self._shortcuts = self._install_shortcuts()
+        self.remembered = Remembered("LatentNavigator", {
+            "demo": self.demo_combo, "n": self.n_spin, "seed": self.seed_spin, "frames": self.frames_spin,
+            "window": self.window_combo, "link": self.link_check, "fps": self.fps_spin, "format": self.export_combo,
+            "scale": self.scale_spin, "baseline": self.baseline_combo, "baseline_k": self.baseline_k})
+
+    def _install_shortcuts(self) -> list[str]:
+        """Next / previous direction and play on the viewer's keys (SHORTCUTS; napari's keymap,
+        so they act while the canvas has the focus, as napari's own keys do)."""
+        actions = {"next direction": lambda: self.step_direction(1), "previous direction": lambda: self.step_direction(-1),
+                   "play / pause": lambda: self.set_playing(not self.view.playing)}
+        bound = []
+        for name, key in SHORTCUTS.items():
+            def handler(_viewer: Any, act: Any = actions[name]) -> None:
+                act()
+
+            try:
+                self.viewer.bind_key(key, handler, overwrite=True)
+            except (TypeError, ValueError, AttributeError):  # a viewer model without a keymap
+                continue
+            bound.append(key)
+        return bound
+
+    def step_direction(self, d: int) -> None:
+        n = self.direction_list.count()
+        if n:
+            self.direction_list.setCurrentRow(int(np.clip(self.direction_index() + d, 0, n - 1)))
 
     def _set_model_controls(self, enabled: bool) -> None:
         for w in (self.apply_latents_btn, self.direction_list, self.play_btn, self.copy_btn, self.export_btn):
@@ -273,20 +471,29 @@ class LatentNavigator(QWidget):
         weights: str | Path | None = None,
     ) -> None:
         """Load a generator file, run folder or ``module:factory`` (with ``weights``) and a
-        direction set; warns when the set was made for another generator."""
-        from ..directions.voynov import resolve_generator
-
+        direction set in the background (reading and building a model stalled napari for
+        seconds); warns when the set was made for another generator. The newest load wins."""
         spec = str(generator_path)
-        gen, fingerprint, _kind = resolve_generator(spec, weights=weights)
-        ds = DirectionSet.load(directions_path) if directions_path else None
-        p = Path(spec)
-        if is_factory_spec(spec) or p.is_dir():
-            default_name = spec if is_factory_spec(spec) else p.name
-        else:  # a run's generator.safetensors is named after its run
-            default_name = p.parent.name if p.name == "generator.safetensors" else p.stem
-        info = direction_info(ds, directions_path) if ds is not None else None
-        self.set_model(gen, ds, name or default_name, info=info)
-        self.check_fingerprint(fingerprint)
+        self._load_ticket += 1
+        ticket = self._load_ticket
+        request = (spec, directions_path, name, show_paths, weights)
+
+        def job(stop: Any) -> Any:
+            yield ticket, request, prepare_model(spec, directions_path, weights)
+
+        if self._loader.running:  # the running load goes stale; this one starts when it ends
+            self._queued_load = job
+            return
+        self.model_label.setText(f"loading {Path(spec).name if not is_factory_spec(spec) else spec}…")
+        self._loader.start(job, "loading a model")
+
+    def _on_loaded(self, item: Any) -> None:
+        ticket, (spec, directions_path, name, show_paths, _weights), loaded = item
+        if ticket != self._load_ticket:
+            return  # a newer load was asked for
+        self.set_model(loaded.generator, loaded.directions, name or loaded.name, info=loaded.info,
+                       frame_shape=loaded.frame_shape)
+        self.check_fingerprint(loaded.fingerprint)
         if not show_paths:
             return
         if is_factory_spec(spec):
@@ -295,6 +502,13 @@ class LatentNavigator(QWidget):
             self.generator_edit.value = spec
         if directions_path:
             self.directions_edit.value = str(directions_path)
+
+    def _on_load_done(self, error: BaseException | None) -> None:
+        if error is not None:
+            self.model_label.setText(f"cannot load the model: {error}")
+        queued, self._queued_load = self._queued_load, None
+        if queued is not None:
+            self._loader.start(queued, "loading a model")
 
     def check_fingerprint(self, fingerprint: str) -> bool:
         """Warn (napari notification + model line) when the direction set records another
@@ -311,7 +525,7 @@ class LatentNavigator(QWidget):
         return not self.fingerprint_mismatch
 
     def set_model(self, generator: LatentGenerator, directions: DirectionSet | None, name: str = "model",
-                  info: DirectionInfo | None = None) -> None:
+                  info: DirectionInfo | None = None, frame_shape: tuple[int, int] | None = None) -> None:
         """Use an in-memory generator (and direction set); the stream switches to it at once."""
         if directions is not None and directions.latent_dim != generator.latent_dim:
             raise ValueError(f"direction set has dimension {directions.latent_dim}, the generator {generator.latent_dim}")
@@ -321,15 +535,13 @@ class LatentNavigator(QWidget):
         self.directions = directions
         self.model_name = name
         assert self.feed.streamer is not None
-        with torch.inference_mode():
-            probe = generator.generate(torch.zeros(1, generator.latent_dim, device=self.feed.streamer.device))
-        self.frame_shape = (int(probe.shape[-2]), int(probe.shape[-1]))
+        self.frame_shape = frame_shape or probe_frame_shape(generator, self.feed.streamer.device)
         self.pixel_mm = model_pixel_mm(self.frame_shape[-1], getattr(generator, "meta", None))
         self.info = info if info is not None else (direction_info(directions) if directions is not None else None)
         self.direction_list.blockSignals(True)
         self.direction_list.clear()
-        if self.info is not None:
-            self.direction_list.addItems([self.info.item_text(k) for k in range(directions.K)])
+        if directions is not None:
+            self.direction_list.addItems([direction_text(directions, self.info, k) for k in range(directions.K)])
         self.direction_list.blockSignals(False)
         half = default_shift(directions)
         lim = max(20.0, 2 * half)
@@ -340,9 +552,15 @@ class LatentNavigator(QWidget):
         kind = "VAE" if hasattr(generator, "encode") else "GAN"
         k = directions.K if directions is not None else 0
         run = f"; run {self.info.run}" if self.info is not None and self.info.run else ""
-        self.model_label.setText(f"{name}: {kind}, d={generator.latent_dim}, {k} directions "
-                                 f"({directions.method if directions else 'none'}){run}")
-        warning = directions.not_learned() if directions is not None else None
+        if directions is None:
+            self.model_label.setText(f"{name}: {kind}, d={generator.latent_dim}; no direction set: these are samples. "
+                                     "Compute a baseline set below, or discover directions")
+        else:
+            labelled = "" if is_labelled(directions, self.info) else "; unlabelled (the Label step of Discover directions names them)"
+            self.model_label.setText(f"{name}: {kind}, d={generator.latent_dim}, {k} directions "
+                                     f"({directions.method}){run}{labelled}")
+        self.offer_box.setVisible(directions is None)
+        warning = set_warning(directions, self.info) if directions is not None else None
         if warning:
             from napari.utils.notifications import show_warning
 
@@ -354,6 +572,8 @@ class LatentNavigator(QWidget):
         self.view.reset()  # the old model's frames never show under the new name
         if directions is not None and directions.K:
             self.direction_list.setCurrentRow(0)  # submits the first request
+        elif directions is None:
+            self.request_stack()  # samples: the latents without a shift
 
     # ------------------------------------------------------------------ latents
     def set_latents(self, z: np.ndarray) -> None:
@@ -387,17 +607,44 @@ class LatentNavigator(QWidget):
         if x is None:
             self.latent_label.setText("choose a CT image layer")
             return
-        from ..analysis.inversion import InversionConfig, embed, reverse_search
+        from ..analysis.inversion import (
+            InversionConfig,
+            InversionStopped,
+            embed,
+            reverse_search_steps,
+        )
 
         gen = self.generator
-        seed = self.seed_spin.value()
-        if src == 1:
-            job = lambda stop: iter([embed(gen, x[None])])  # noqa: E731
-        else:
-            job = lambda stop: iter([reverse_search(gen, x[None], InversionConfig(seed=seed))])  # noqa: E731
+        cfg = InversionConfig(seed=self.seed_spin.value())
+        if self.inversion_steps:
+            cfg = replace(cfg, steps=int(self.inversion_steps))
+
+        def job(stop: Any) -> Any:
+            if src == 1:
+                yield embed(gen, x[None])
+                return
+            try:  # 14-50 s on a CPU: progress every few steps, and Cancel within them
+                yield from reverse_search_steps(gen, x[None], cfg, stop=stop)
+            except InversionStopped:
+                yield CANCELLED
+
         self.latent_label.setText("inverting..." if src == 2 else "encoding...")
         self.apply_latents_btn.setEnabled(False)
+        self._job_kind = "latents"
+        if src == 2:
+            self.job_bar.setRange(0, cfg.restarts * cfg.steps)
+            self.job_bar.setValue(0)
+            self.job_bar.setVisible(True)
+            self.cancel_btn.setVisible(True)
+            self.cancel_btn.setEnabled(True)
         self._jobs.start(job, "embedding a CT slice")
+
+    def cancel_job(self) -> None:
+        """Cancel a running inversion (it stops within a few optimiser steps)."""
+        if self._jobs.running:
+            self._jobs.request_stop()
+            self.cancel_btn.setEnabled(False)
+            self.latent_label.setText("cancelling…")
 
     def current_ct_slice(self) -> np.ndarray | None:
         """The displayed 2-D slice of the chosen CT layer, preprocessed to the generator's input."""
@@ -421,9 +668,17 @@ class LatentNavigator(QWidget):
         return replace(prep, size=self.frame_shape[0])(hu)
 
     def _on_job(self, item: Any) -> None:
-        from ..analysis.inversion import Embedding
+        from ..analysis.inversion import Embedding, InversionProgress
 
-        if isinstance(item, Embedding):
+        if isinstance(item, InversionProgress):
+            self.job_bar.setValue(item.done)
+            self.latent_label.setText(f"inverting the CT slice: {100 * item.done // max(item.total, 1)}% "
+                                      f"({item.done} of {item.total} optimiser steps)")
+        elif item is CANCELLED:
+            self.latent_label.setText("inversion cancelled: the latents are unchanged")
+        elif isinstance(item, DirectionSet):
+            self._on_baseline(item)
+        elif isinstance(item, Embedding):
             self.inversion_error = float(item.mse[0])
             what = "inversion" if item.method == "reverse-search" else "encoder"
             self.latent_label.setText(f"{what}: reconstruction MSE {self.inversion_error:.4f} (model space)")
@@ -433,10 +688,14 @@ class LatentNavigator(QWidget):
             self.status.setText(f"exported {len(item)} file(s) to {item[0].parent}")
 
     def _on_job_done(self, error: BaseException | None) -> None:
+        self.job_bar.setVisible(False)
+        self.cancel_btn.setVisible(False)
         self.apply_latents_btn.setEnabled(self.generator is not None)
         self.export_btn.setEnabled(self.generator is not None)
-        if error is not None:
-            self.latent_label.setText(f"failed: {error}")
+        self.baseline_btn.setEnabled(True)
+        if error is not None:  # the runner showed it as a notification; one short line here
+            where = self.latent_label if self._job_kind == "latents" else self.status
+            where.setText(f"{self._job_kind} failed: {type(error).__name__} (see the notification)")
 
     # ------------------------------------------------------------------ streaming
     def shifts(self) -> np.ndarray:
@@ -462,7 +721,7 @@ class LatentNavigator(QWidget):
             self.alpha_label.setText("shift α: -")
             return
         k = self.direction_index()
-        name = self.info.item_text(k) if self.info is not None else f"#{k}"
+        name = direction_text(self.directions, self.info, k) if self.directions is not None else "samples"
         self.alpha_label.setText(f"shift α = {alpha:+.2f}   along {name}")
         if self.view.layer is not None:
             self.view.layer.metadata.setdefault("latentdirs", {})["alpha"] = alpha
@@ -477,8 +736,12 @@ class LatentNavigator(QWidget):
 
     def request_stack(self) -> StackRequest | None:
         """Submit the current controls as the newest request; returns it (with its ticket)."""
-        if self.generator is None or self.directions is None or self.z is None or self.streamer is None:
+        if self.generator is None or self.z is None or self.streamer is None:
             return None
+        if self.directions is None:  # no set yet: the samples themselves (one frame per latent)
+            zero = np.zeros(self.generator.latent_dim, dtype=np.float32)
+            self.status.setText(f"generating {self.z.shape[0]} samples...")
+            return self.feed.submit(StackRequest(self.z, zero, np.zeros(1, dtype=np.float32), (0, 0)))
         k = self.direction_index()
         shifts = self.shifts()
         n, s = self.z.shape[0], shifts.size
@@ -489,19 +752,23 @@ class LatentNavigator(QWidget):
         if self.view.apply(req, chunk, pixel_mm=self.pixel_mm, window=self.window_combo.currentText(),
                            metadata=self._layer_metadata(req)):
             self._refresh_layer_choices()
+            self._apply_window(self.window_combo.currentText())  # the CT beside it on the same window
         self._show_alpha()
         self.chunk_applied.emit(chunk.ticket, self.view.state.written)
         if chunk.done:
-            self.status.setText(f"direction {self.direction_index()}: {req.shape[0]} latents x {req.shape[1]} shifts")
+            if self.directions is None:
+                self.status.setText(f"{req.shape[0]} samples of {self.model_name} (no direction set)")
+            else:
+                self.status.setText(f"direction {self.direction_index()}: {req.shape[0]} latents x {req.shape[1]} shifts")
             self.stack_complete.emit(chunk.ticket)
 
     def _layer_metadata(self, req: StackRequest) -> dict:
-        k = self.direction_index()
+        k = self.direction_index() if self.directions is not None else -1
         return {
             "latentdirs": {
                 "model": self.model_name,
                 "direction": k,
-                "label": self.info.labels[k] if self.info is not None and k < len(self.info.labels) else "",
+                "label": self.info.labels[k] if self.info is not None and 0 <= k < len(self.info.labels) else "",
                 "run": self.info.run if self.info is not None else "",
                 "shifts": req.shifts.tolist(),
                 "pixel_mm": [self.pixel_mm, self.pixel_mm],
@@ -514,7 +781,7 @@ class LatentNavigator(QWidget):
         return self.view.layer
 
     def _apply_window(self, name: str) -> None:
-        self.view.set_window(name)
+        set_window(self.viewer, name, self.view.layer if self.view.shown else None, linked=self.link_check.isChecked())
 
     def _on_stream_error(self, error: BaseException) -> None:
         self.status.setText(f"generation failed: {error}")
@@ -543,55 +810,93 @@ class LatentNavigator(QWidget):
         )
 
     def _export_clicked(self) -> None:
-        fmt = self.export_combo.currentText()
-        suffix = EXPORT_FORMATS[fmt]
-        if suffix == ".dcmdir":
-            path = QFileDialog.getExistingDirectory(self, "Folder for the DICOM series")
+        name = self.export_combo.currentData()
+        spec = export_format(name)
+        if spec.folder:
+            chosen = QFileDialog.getExistingDirectory(self, f"Folder in which to make the {spec.label}'s folder")
+            stem = f"{self.model_name} direction {self.direction_index()} sweep".replace(" ", "-").replace("/", "-")
+            path = str(export_subfolder(chosen, stem)) if chosen else ""
+            if path:
+                self.status.setText(f"writing the series into a new folder {path}")
         else:
-            path, _ = QFileDialog.getSaveFileName(self, f"Export {fmt}", f"direction{self.direction_index()}{suffix}")
+            path, _ = QFileDialog.getSaveFileName(self, f"Export {spec.label}",
+                                                  f"direction{self.direction_index()}{spec.suffix}")
         if path:
-            self.export(path, suffix)
+            self.export(path, name)
 
     def export(self, path: str | Path, kind: str) -> None:
-        """Export in the background (``kind`` is a suffix: .tif .gif .mp4 .png .dcmdir)."""
+        """Export in the background; ``kind`` names a format of ``EXPORT_FORMATS``, or its suffix."""
         if self.view.stack is None or self.current is None or self.streamer is None or self.directions is None:
             raise RuntimeError("nothing to export yet")
+        fmt = export_format(kind)  # an unknown one: ValueError before anything starts
         if self._jobs.running:
             self.status.setText("busy: wait for the running export or inversion to finish")
             return
         stack = self.view.stack.copy()
         req = self.current
         vi = self.visible_index(stack.shape[0], stack.shape[1], req.shifts)[0]
-        window = self.window_combo.currentText()
-        k = self.direction_index()
-        label = (self.directions.labels or [""] * self.directions.K)[k] or f"direction {k}"
         streamer, ds, z = self.streamer, self.directions, self.z
-        step = float(np.diff(req.shifts).mean()) if req.shifts.size > 1 else 1.0
-        meta = {"model": self.model_name, "direction": k, "label": label, "shifts": req.shifts.tolist()}
+        labels = tuple((ds.labels or [""] * ds.K)[j] or f"direction {j}" for j in range(ds.K))
+        k = self.direction_index()
+
+        def render(j: int, shifts: np.ndarray) -> np.ndarray:  # runs in the job, off the GUI thread
+            return streamer.full_stack(StackRequest(z[vi : vi + 1], ds.direction(j), shifts))[0]
+
+        sweep = SweepExport(stack, req.shifts.copy(), vi, self.window_combo.currentText(), self.model_name, k,
+                            labels[k], labels, render, scale=self.scale_spin.value())
         path = Path(path)
 
         def job(stop: Any) -> Any:
-            if kind == ".tif":
-                yield [ex.write_tiff(path, stack, frame_step=step, metadata=meta)]
-            elif kind == ".gif":
-                yield [ex.write_gif(path, stack[vi], window, shifts=req.shifts.tolist())]
-            elif kind == ".mp4":
-                yield [ex.write_mp4(path, stack[vi], window, shifts=req.shifts.tolist())]
-            elif kind == ".png":
-                ks = list(range(min(ds.K, 8)))
-                cols = shift_grid(float(req.shifts.min()), float(req.shifts.max()), 7 if req.shifts.size >= 7 else req.shifts.size)
-                rows = [streamer.full_stack(StackRequest(z[vi : vi + 1], ds.direction(j), cols))[0] for j in ks]
-                labels = [((ds.labels or [""] * ds.K)[j] or f"direction {j}") for j in ks]
-                yield [ex.write_png_grid(path, np.stack(rows), labels, cols, window)]
-            elif kind == ".dcmdir":
-                yield ex.write_dicom_series(path, stack[vi], slice_mm=1.0, description=f"{self.model_name} {label} sweep"[:64])
-            else:
-                raise ValueError(f"unknown export kind {kind!r}")
+            yield fmt.write(path, sweep)
 
         self.export_btn.setEnabled(False)
+        self._job_kind = "export"
         self._jobs.start(job, f"exporting {path.name}")
 
+    # ------------------------------------------------------------------ a set for a bare generator
+    def compute_baseline(self, method: str | None = None, K: int | None = None) -> None:
+        """Compute a closed-form direction set (``directions.METHODS``) for the loaded generator
+        in the background, and browse it when it lands."""
+        if self.generator is None or self._jobs.running:
+            return
+        name = method or self.baseline_methods[self.baseline_combo.currentText()]
+        K = int(K or self.baseline_k.value())
+        gen, seed = self.generator, self.seed_spin.value()
+        fingerprint = str(getattr(gen, "fingerprint", "") or "")
+
+        def job(stop: Any) -> Any:
+            yield METHODS[name].resolve()(gen, K, slices=None, seed=seed, generator=fingerprint)
+
+        self.baseline_btn.setEnabled(False)
+        self.status.setText(f"computing {K} {name} directions…")
+        self._job_kind = "baseline"
+        self._jobs.start(job, f"computing {name} directions")
+
+    def _on_baseline(self, ds: DirectionSet) -> None:
+        assert self.generator is not None
+        self.set_model(self.generator, ds, self.model_name, frame_shape=self.frame_shape)
+        self.status.setText(f"{ds.K} {ds.method} directions computed (unlabelled: the Label step of "
+                            "Discover directions names them)")
+
+    def open_discovery(self) -> Any:
+        """Open the Discover directions dock with this generator's file filled in."""
+        try:
+            _, dock = self.viewer.window.add_plugin_dock_widget("napari-latentdirs", "Discover directions")
+        except (KeyError, ValueError, AttributeError) as exc:
+            self.status.setText(f"cannot open Discover directions: {exc}")
+            return None
+        spec = self.factory_edit.text().strip()
+        if spec:
+            dock.factory_edit.setText(spec)
+        elif str(self.generator_edit.value or "") not in ("", "."):
+            dock.generator_edit.value = str(self.generator_edit.value)
+        return dock
+
     # ------------------------------------------------------------------ teardown
+    def showEvent(self, event: Any) -> None:  # Qt API
+        fit_width(self)  # again once docked: the style's fonts and scroll bar are known now
+        super().showEvent(event)
+
     def closeEvent(self, event: Any) -> None:  # Qt API
         self.shutdown()
         super().closeEvent(event)
@@ -600,3 +905,4 @@ class LatentNavigator(QWidget):
         self.view.stop()
         self.feed.stop()
         self._jobs.stop_and_wait()
+        self._loader.stop_and_wait()

@@ -12,6 +12,11 @@ at every CT slice, and its own axes in front of the CT's. In y and x it gets the
 model's pixel spacing in mm and is moved to the right of everything placed before it,
 so no two layers' world extents overlap. Contrast limits start at an HU window and
 have a range wide enough for every window, so the slider can always reach the data.
+
+Adding or removing a layer with more axes makes napari rebuild its dims, and the CT then
+jumped to its last slice (and "encode CT slice" encoded that one). The viewer's CT
+positions are therefore recorded before every insertion or removal and put back after it
+(:func:`keep_ct_position`): the CT stays on the slice the user chose.
 """
 
 from __future__ import annotations
@@ -66,6 +71,8 @@ def add_generated(viewer: Any, data: np.ndarray, *, name: str, pixel_mm: float, 
     meta = dict(metadata or {})
     meta[GENERATED] = {"pixel_mm": float(pixel_mm)}
     first = not any(is_generated(ly) for ly in viewer.layers)
+    _watch(viewer)  # before the insertion: it records where the CT is
+    kept = ct_positions(viewer)
     layer = viewer.add_image(
         data,
         name=name,
@@ -76,11 +83,35 @@ def add_generated(viewer: Any, data: np.ndarray, *, name: str, pixel_mm: float, 
     )
     layer.contrast_limits_range = HU_RANGE
     layer.contrast_limits = window_limits(window)
-    _watch(viewer)
     arrange(viewer)
     if first:  # it sits right of the CT, likely off screen: show both
         viewer.reset_view()
+    restore_ct_positions(viewer, kept)
     return layer
+
+
+def ct_layers(viewer: Any) -> list[Any]:
+    """The viewer's CT-like image layers: 2-D or 3-D images that are not generated ones."""
+    from napari.layers import Image
+
+    return [ly for ly in viewer.layers if isinstance(ly, Image) and ly.ndim in (2, 3) and not ly.rgb and not is_generated(ly)]
+
+
+def set_window(viewer: Any, name: str, layer: Any = None, linked: bool = True) -> None:
+    """Put ``layer`` (and, ``linked``, every CT and generated layer beside it) on HU window
+    ``name``: side by side the same tissue then has the same grey (issue 19: the CT opened
+    at -1000..400 and the stacks at W1500/L-600, so the real body was grey and the
+    generated one white)."""
+    limits = window_limits(name)
+    targets = [layer] if layer is not None else []
+    if linked:
+        targets += [ly for ly in viewer.layers if is_generated(ly)] + ct_layers(viewer)
+    for ly in {id(t): t for t in targets}.values():
+        if ly in viewer.layers:
+            lo, hi = ly.contrast_limits_range
+            if limits[0] < lo or limits[1] > hi:
+                ly.contrast_limits_range = (min(lo, limits[0]), max(hi, limits[1]))
+            ly.contrast_limits = limits
 
 
 def is_generated(layer: Any) -> bool:
@@ -93,13 +124,57 @@ def _watch(viewer: Any) -> None:
     _watched.add(viewer)
     ref = weakref.ref(viewer)
 
-    def rearrange(*_: Any) -> None:
+    kept: list[list[tuple[Any, list[int]]]] = [[]]
+
+    def record(*_: Any) -> None:
+        v = ref()
+        if v is not None:
+            kept[0] = ct_positions(v)
+
+    def rearrange_and_restore(*_: Any) -> None:
         v = ref()
         if v is not None:
             arrange(v)
+            restore_ct_positions(v, kept[0])
 
-    viewer.layers.events.inserted.connect(rearrange)
-    viewer.layers.events.removed.connect(rearrange)
+    viewer.layers.events.inserting.connect(record)
+    viewer.layers.events.removing.connect(record)
+    viewer.layers.events.inserted.connect(rearrange_and_restore)
+    viewer.layers.events.removed.connect(rearrange_and_restore)
+
+
+def _leading_axes(layer: Any) -> range:
+    """The CT's axes in front of its displayed (y, x) plane: z (and time, if any)."""
+    return range(max(layer.ndim - 2, 0))
+
+
+def ct_positions(viewer: Any) -> list[tuple[Any, list[int]]]:
+    """For every non-generated volume layer, the data index shown on each of its leading axes."""
+    out = []
+    point = np.asarray(viewer.dims.point, dtype=float)
+    for ly in viewer.layers:
+        if is_generated(ly) or ly.ndim < 3:
+            continue
+        idx = []
+        for a in _leading_axes(ly):
+            world = point[axis_of(viewer, ly, a)]
+            scale, translate = float(ly.scale[a]), float(ly.translate[a])
+            i = int(np.round((world - translate) / scale)) if scale else 0
+            idx.append(int(np.clip(i, 0, ly.data.shape[a] - 1)))
+        out.append((ly, idx))
+    return out
+
+
+def restore_ct_positions(viewer: Any, kept: list[tuple[Any, list[int]]]) -> None:
+    """Put every recorded CT back on its recorded slice (see the module doc)."""
+    for ly, idx in kept:
+        if ly not in viewer.layers or ly.ndim < 3 or len(idx) != len(_leading_axes(ly)):
+            continue
+        for a, i in zip(_leading_axes(ly), idx, strict=True):
+            axis = axis_of(viewer, ly, a)
+            world = float(ly.translate[a]) + float(ly.scale[a]) * i
+            if not np.isclose(viewer.dims.point[axis], world):
+                viewer.dims.set_point(axis, world)
 
 
 def _yx_bounds(layer: Any) -> tuple[float, float, float, float]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 from magicgui.widgets import FileEdit
-from qtpy.QtCore import Qt, Signal
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -50,13 +50,38 @@ from ..analysis.review import (
 )
 from ..directions.set import DirectionSet
 from ..models.interface import LatentGenerator
-from .navigator import default_shift
-from .scroll import scrolling_layout
+from .navigator import _wrapping_label, default_shift
+from .placement import add_generated, mosaic, set_window
+from .scroll import compact_combos, fit_width, scrolling_layout
 from .stack_feed import StackFeed
 from .stack_view import StackView
 
 LAYER_NAME = "review stack"
 PLAY_FPS = 12.5  # 80 ms a frame
+GRID_NAME = "review grid"
+
+
+def spread_indices(K: int, n: int) -> list[int]:
+    """``n`` directions spread evenly over 0..K-1 (the first N were all from one end of the set)."""
+    n = max(1, min(n, K))
+    return sorted({int(round(v)) for v in np.linspace(0, K - 1, n)})
+
+
+def review_home(directions_path: str | Path) -> Path:
+    """Where the reviews of a set live, as the set's path there: the set itself, or for a set
+    inside the installed package (the demos) the same name in ``<user folder>/reviews``."""
+    from ..analysis.demo import DEMO_DIR
+    from .settings import settings_path
+
+    p = Path(directions_path).resolve()
+    if p.is_relative_to(DEMO_DIR.resolve()):
+        return settings_path().parent / "reviews" / p.name
+    return p
+
+
+def review_path_for(directions_path: str | Path, reader: str) -> Path:
+    """Where ``reader``'s review of ``directions_path`` is saved (never into the package)."""
+    return ReviewSession.default_path(review_home(directions_path), reader)
 
 
 class ReviewWidget(QWidget):
@@ -73,9 +98,11 @@ class ReviewWidget(QWidget):
         self.position = 0
         self.z: np.ndarray | None = None
         self.saved: tuple[Path, Path] | None = None
+        self._grid_shift = -1
         self.view = StackView(self, napari_viewer, LAYER_NAME)
         self.feed = StackFeed(self, self._on_chunk, lambda e: self.status.setText(f"generation failed: {e}"), viewer=napari_viewer, name="review")
         self._build_ui()
+        fit_width(self)
 
     # ------------------------------------------------------------------ UI
     def _build_ui(self) -> None:
@@ -95,7 +122,8 @@ class ReviewWidget(QWidget):
         self.n_dirs = QSpinBox()
         self.n_dirs.setRange(1, 512)
         self.n_dirs.setValue(5)
-        self.n_dirs.setToolTip("review the first N discovered directions (the paper shows 5 next to 5 random)")
+        self.n_dirs.setToolTip("review N discovered directions spread evenly across the set, from the first to the "
+                               "last (the paper shows 5 next to 5 random)")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.n_latents = QSpinBox()
@@ -104,6 +132,20 @@ class ReviewWidget(QWidget):
         self.frames_spin = QSpinBox()
         self.frames_spin.setRange(3, 101)
         self.frames_spin.setValue(21)
+        tips = {
+            self.generator_edit.native: "the generator file of the set to review",
+            self.directions_edit.native: "the direction set to review",
+            self.demo_combo: "or a bundled demo model and its set (reviews of a demo go to your user folder)",
+            self.reader_edit: "your name: each reader's review is a file of its own",
+            self.blind_check: "hide which direction is shown and mix in random ones: the score says whether the "
+                              "discovered ones could be told apart",
+            self.n_random: "random directions mixed in (blind mode)",
+            self.seed_spin: "seeds the order, the random directions and the latents",
+            self.n_latents: "latents per item (rows of the stack)",
+            self.frames_spin: "shifts along each sweep",
+        }
+        for w, tip in tips.items():
+            w.setToolTip(tip)
         f.addRow("generator", self.generator_edit.native)
         f.addRow("directions", self.directions_edit.native)
         f.addRow("or", self.demo_combo)
@@ -116,8 +158,10 @@ class ReviewWidget(QWidget):
         f.addRow("frames", self.frames_spin)
         row = QHBoxLayout()
         self.start_btn = QPushButton("Start review")
+        self.start_btn.setToolTip("start a new review of the set chosen above")
         self.start_btn.clicked.connect(self._start_clicked)
         self.load_btn = QPushButton("Load review...")
+        self.load_btn.setToolTip("continue a saved review (its first unreviewed item)")
         self.load_btn.clicked.connect(self._load_clicked)
         row.addWidget(self.start_btn)
         row.addWidget(self.load_btn)
@@ -133,6 +177,7 @@ class ReviewWidget(QWidget):
         self.label_combo.setEditable(True)
         self.label_combo.addItems(["", *LABEL_PRESETS])
         self.label_combo.lineEdit().setPlaceholderText("preset or free text")
+        self.label_combo.setToolTip("what the direction changes: a preset factor, 'entangled', 'no effect', or your words")
         g.addRow("label", self.label_combo)
         rrow = QHBoxLayout()
         self.rating_group = QButtonGroup(self)
@@ -151,6 +196,7 @@ class ReviewWidget(QWidget):
         self.rating_group.idToggled.connect(self._rating_toggled)
         g.addRow(self.rating_hint)
         self.notes = QPlainTextEdit()
+        self.notes.setToolTip("anything worth keeping about this item")
         self.notes.setFixedHeight(60)
         g.addRow("notes", self.notes)
         nav = QHBoxLayout()
@@ -161,31 +207,39 @@ class ReviewWidget(QWidget):
         self.prev_btn.clicked.connect(lambda: self.go(self.position - 1))
         self.next_btn.clicked.connect(self.record_and_next)
         self.play_btn.toggled.connect(self.set_playing)
+        self.prev_btn.setToolTip("back to the previous item")
+        self.next_btn.setToolTip("save this item's label, rating and notes, then show the next")
+        self.play_btn.setToolTip("play the sweep back and forth")
         for b in (self.prev_btn, self.play_btn, self.next_btn):
             nav.addWidget(b)
         g.addRow(nav)
         self.window_combo = QComboBox()
         self.window_combo.addItems(list(WINDOWS))
         self.window_combo.currentTextChanged.connect(self._apply_window)
+        self.window_combo.setToolTip("HU window of the review stack, the CT and every generated layer beside it")
         g.addRow("window", self.window_combo)
+        self.grid_check = QCheckBox("grid: every latent at this shift")
+        self.grid_check.setChecked(True)
+        self.grid_check.setToolTip("a second layer with all the item's latents side by side at the shift on "
+                                   "screen: one direction's effect on several bodies at once")
+        self.grid_check.toggled.connect(lambda _on: self._update_grid())
+        g.addRow(self.grid_check)
         self.alpha_label = QLabel("shift α: -")
         self.alpha_label.setStyleSheet("font-weight: bold")
         g.addRow(self.alpha_label)
         lay.addWidget(item)
         self.item_box = item
-        self.result = QLabel("")
-        self.result.setWordWrap(True)
-        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.result = _wrapping_label("")
         lay.addWidget(self.result)
         self.compare_btn = QPushButton("Compare readers")
         self.compare_btn.setToolTip("accuracy, specificity and Cohen's κ over every review saved beside the direction set")
         self.compare_btn.clicked.connect(self.compare_readers)
         lay.addWidget(self.compare_btn)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
+        self.status = _wrapping_label("")
         lay.addWidget(self.status)
         lay.addStretch(1)
         item.setEnabled(False)
+        compact_combos(self)
         self.viewer.dims.events.current_step.connect(self._show_alpha)
 
     # ------------------------------------------------------------------ sessions
@@ -243,7 +297,7 @@ class ReviewWidget(QWidget):
             blind=self.blind_check.isChecked(),
             n_random=self.n_random.value(),
             seed=self.seed_spin.value(),
-            indices=list(range(n)),
+            indices=spread_indices(self.directions.K, n),
         )
         self._begin()
 
@@ -266,6 +320,9 @@ class ReviewWidget(QWidget):
         self.item_box.setEnabled(True)
         self.result.setText("")
         self.go(position)
+        where = self.review_path().parent
+        self.status.setText(f"reviewing {len(self.session.items)} items: watch the sweep (Play), choose a label and a "
+                            f"rating, then Save & next. Saved after every item in {where}")
 
     # ------------------------------------------------------------------ items
     def go(self, position: int) -> None:
@@ -311,9 +368,17 @@ class ReviewWidget(QWidget):
     def save(self) -> tuple[Path, Path] | None:
         if self.session is None:
             return None
-        self.saved = self.session.save()
-        self.status.setText(f"saved {self.saved[0].name} and {self.saved[1].name} beside the direction set")
+        path = self.review_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.saved = self.session.save(path)
+        self.status.setText(f"saved {self.saved[0].name} and {self.saved[1].name} in {self.saved[0].parent}")
         return self.saved
+
+    def review_path(self) -> Path:
+        """Beside the direction set; for a set inside the installed package (a demo), in the
+        user's folder instead (never write into the package)."""
+        assert self.session is not None
+        return review_path_for(self.session.directions_path, self.session.reader)
 
     def _rating_toggled(self, rid: int, on: bool) -> None:
         if on:
@@ -325,7 +390,7 @@ class ReviewWidget(QWidget):
             self.result.setText("start or load a review first")
             return None
         sessions, bad = [], []
-        for path in reviews_beside(self.directions_path):
+        for path in reviews_beside(review_home(self.directions_path)):
             try:
                 sessions.append(ReviewSession.load(path, directions=self.directions))
             except (OSError, ValueError) as exc:
@@ -357,6 +422,9 @@ class ReviewWidget(QWidget):
             for src in ("discovered", "random"):
                 if f"interpretable_{src}" in sc:
                     lines.append(f"{src}: {100 * sc[f'interpretable_{src}']:.0f}% judged interpretable" + (f", mean rating {sc[f'mean_rating_{src}']:.1f}" if f"mean_rating_{src}" in sc else ""))
+            lines.append("Key (what each item was): " + "; ".join(
+                f"{it.position + 1} {it.source}" + (f" #{it.index}" if it.source == "discovered" else "")
+                for it in self.session.items))
             self.result.setText("\n".join(lines))
         else:
             self.result.setText(f"Reviewed {int(sc['n_reviewed'])} directions.")
@@ -368,6 +436,7 @@ class ReviewWidget(QWidget):
         self.view.apply(req, chunk, pixel_mm=px, window=self.window_combo.currentText())
         self._show_alpha()
         if chunk.done:
+            self._update_grid()
             self.stack_complete.emit(chunk.ticket)
 
     def current_alpha(self) -> float | None:
@@ -376,9 +445,33 @@ class ReviewWidget(QWidget):
     def _show_alpha(self, *_: Any) -> None:
         alpha = self.current_alpha()
         self.alpha_label.setText("shift α: -" if alpha is None else f"shift α = {alpha:+.2f}")
+        pos = self.view.position()
+        if pos is not None and pos[1] != self._grid_shift:
+            self._update_grid()
+
+    def _update_grid(self) -> None:
+        """The "review grid" layer: every latent of the item at the shift on screen, tiled."""
+        stack, pos = self.view.stack, self.view.position()
+        grid = self.viewer.layers[GRID_NAME] if GRID_NAME in self.viewer.layers else None  # noqa: SIM401
+        if not self.grid_check.isChecked() or stack is None or pos is None:
+            if grid is not None:
+                self.viewer.layers.remove(grid)
+            self._grid_shift = -1
+            return
+        s = min(max(pos[1], 0), stack.shape[1] - 1)
+        tiles = mosaic(stack[:, s], cols=min(4, stack.shape[0]))
+        self._grid_shift = s
+        if grid is not None and grid.data.shape == tiles.shape:
+            grid.data[...] = tiles
+            grid.refresh()
+        elif grid is not None:
+            grid.data = tiles
+        else:
+            px = model_pixel_mm(stack.shape[-1], getattr(self.generator, "meta", None))
+            add_generated(self.viewer, tiles, name=GRID_NAME, pixel_mm=px, window=self.window_combo.currentText())
 
     def _apply_window(self, name: str) -> None:
-        self.view.set_window(name)
+        set_window(self.viewer, name, self.view.layer if self.view.shown else None, linked=True)
 
     @property
     def layer(self) -> Any:
@@ -389,6 +482,10 @@ class ReviewWidget(QWidget):
             self.view.play(PLAY_FPS)
         else:
             self.view.stop()
+
+    def showEvent(self, event: Any) -> None:  # Qt API
+        fit_width(self)  # again once docked: the style's fonts and scroll bar are known now
+        super().showEvent(event)
 
     def closeEvent(self, event: Any) -> None:  # Qt API
         self.shutdown()

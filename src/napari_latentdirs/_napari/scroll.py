@@ -28,3 +28,22 @@ def scrolling_layout(widget: QWidget) -> QVBoxLayout:
     outer.addWidget(area)
     widget.scroll_area = area
     return QVBoxLayout(inner)
+
+
+def compact_combos(widget: QWidget, chars: int = 8) -> None:
+    """Combo boxes elide long entries instead of widening the dock: docks side by side fit
+    a column without a horizontal scroll bar (issue 19)."""
+    from qtpy.QtWidgets import QComboBox
+
+    for combo in widget.findChildren(QComboBox):
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(chars)
+
+
+def fit_width(widget: QWidget) -> None:
+    """Make the dock at least as wide as its content (plus the vertical scroll bar): it then
+    never scrolls sideways, and napari lays docks side by side at their real widths."""
+    area = widget.scroll_area
+    need = area.widget().minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width() + 8
+    area.setMinimumWidth(need)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)

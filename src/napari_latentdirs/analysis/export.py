@@ -167,7 +167,9 @@ def write_tiff(
     frame_step: float = 1.0,
     metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Float32 HU ImageJ TIFF; pixel spacing in mm, ``frame_step`` along the shift axis."""
+    """Float32 HU ImageJ TIFF; pixel spacing in mm. ``frame_step`` (the shift α between frames)
+    goes into the Info record as ``shift_step``, not ImageJ's z "spacing": that one is read as
+    mm, and α is no length (issue 19)."""
     import tifffile
 
     arr = np.asarray(stack_hu, dtype=np.float32)
@@ -177,7 +179,7 @@ def write_tiff(
     py, px = (float(pixel_mm[0]), float(pixel_mm[1]))
     if py <= 0 or px <= 0:
         raise ValueError(f"pixel spacing must be positive, got {pixel_mm}")
-    info = json.dumps(metadata or {}, default=json_default)
+    info = json.dumps({**(metadata or {}), "shift_step": float(frame_step)}, default=json_default)
     path = Path(path)
     with atomic_path(path) as tmp:
         tifffile.imwrite(
@@ -185,7 +187,7 @@ def write_tiff(
             arr,
             imagej=True,
             resolution=(1.0 / px, 1.0 / py),
-            metadata={"axes": axes, "unit": "mm", "spacing": float(frame_step), "Info": info},
+            metadata={"axes": axes, "unit": "mm", "Info": info},
         )
     return path
 
@@ -213,19 +215,26 @@ def read_tiff(path: str | Path) -> TiffStack:
         meta = json.loads(ij.get("Info", "{}"))
     except json.JSONDecodeError:
         meta = {}
-    return TiffStack(np.asarray(data, dtype=np.float32), (py, px), float(ij.get("spacing", 1.0)), meta)
+    step = meta.pop("shift_step", ij.get("spacing", 1.0))  # older files kept it as the z spacing
+    return TiffStack(np.asarray(data, dtype=np.float32), (py, px), float(step), meta)
 
 
 # -- animations ------------------------------------------------------------------------------
 
 
 def write_gif(path: str | Path, frames_hu: np.ndarray, window: str | tuple[float, float] = "lung", fps: float = 12.0,
-              shifts: Sequence[float] | None = None) -> Path:
+              shifts: Sequence[float] | None = None, scale: int = 1) -> Path:
     """Ping-pong sweep of (S, H, W) HU frames as a looping grayscale GIF (``shifts``: the α of
-    each frame, stamped on it)."""
+    each frame, stamped on it; ``scale``: pixels per model pixel, nearest neighbour, since a
+    128 px sweep is small on a slide)."""
     import imageio.v3 as iio
 
-    frames = ping_pong(_stamped(to_uint8(_check_frames(frames_hu), window), shifts))
+    if int(scale) < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
+    frames = to_uint8(_check_frames(frames_hu), window)
+    if int(scale) > 1:
+        frames = frames.repeat(int(scale), axis=-2).repeat(int(scale), axis=-1)
+    frames = ping_pong(_stamped(frames, shifts))
     path = Path(path)
     with atomic_path(path) as tmp:
         iio.imwrite(tmp, frames, extension=".gif", duration=1000.0 / fps, loop=0)

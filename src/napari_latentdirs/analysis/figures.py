@@ -87,7 +87,8 @@ def _save_mosaic(images: np.ndarray, path: str | Path, row_labels: Sequence[str]
     r, c, h, w = images.shape
     pad = max(2, h // 32)
     m = mosaic(_to_uint8(images, window).astype(np.float32) / 255.0, pad=pad)
-    left = 1.8 if row_labels else 0.2
+    # Row labels are descriptions ("width ↑ 0.48 · height ↓ 0.31"): room for the longest at 9 pt.
+    left = max(1.8, 0.075 * max(map(len, row_labels))) if row_labels else 0.2
     top = 0.7 if (title or col_labels or block_titles) else 0.2
     scale = 1.2 / max(h, 1) * 100 / dpi  # ~1.2 in per 100 px tile
     width_in = m.shape[1] * scale + left + 0.2
@@ -148,8 +149,10 @@ def fig_latents_along(generator: LatentGenerator, direction: np.ndarray, path: s
 def fig_random_vs_discovered(generator: LatentGenerator, A_random: np.ndarray, A_found: np.ndarray, path: str | Path,
                              ks_found: Sequence[int] | None = None, n: int = 5,
                              alphas: Sequence[float] = (-6, -3, 0, 3, 6), seed: int = 0, title: str = "",
-                             window: tuple[float, float] | None = None) -> Path:
-    """Paper Fig. 9/10: ``n`` random directions (left) beside ``n`` discovered ones (right), same latents."""
+                             window: tuple[float, float] | None = None,
+                             labels_found: Sequence[str] | None = None) -> Path:
+    """Paper Fig. 9/10: ``n`` random directions (left) beside ``n`` discovered ones (right), same latents.
+    ``labels_found`` (one per shown discovered direction, e.g. its description) name the rows."""
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((n, A_found.shape[0])).astype(np.float32)
     ks_found = list(ks_found if ks_found is not None else range(min(n, A_found.shape[1])))[:n]
@@ -158,7 +161,8 @@ def fig_random_vs_discovered(generator: LatentGenerator, A_random: np.ndarray, A
     right = shift_images(generator, A_found, ks_found[:n], z[:n], alphas)
     grid = np.concatenate([left, np.full((n, 1, *left.shape[2:]), 1.0, np.float32), right], axis=1)
     cols = _alpha_labels(alphas) + [""] + _alpha_labels(alphas)
-    rows = [f"random {i} | #{k}" for i, k in enumerate(ks_found[:n])]
+    names = list(labels_found)[:n] if labels_found is not None else [f"#{k}" for k in ks_found[:n]]
+    rows = [f"random {i} | {name}" for i, name in enumerate(names)]
     return _save_mosaic(grid, path, rows, cols, title, _window_of(generator, window), block_titles=[("random", (len(alphas) - 1) / 2), ("discovered", len(alphas) + 1 + (len(alphas) - 1) / 2)])
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,8 +60,32 @@ def encode(model: Any, x: np.ndarray | torch.Tensor) -> Embedding:
     return Embedding(z.cpu().numpy(), mse.cpu().numpy(), "encoder")
 
 
+@dataclass(frozen=True)
+class InversionProgress:
+    """Optimiser steps done of all restarts' steps (what a progress bar shows)."""
+
+    done: int
+    total: int
+
+
+class InversionStopped(Exception):
+    """The stop request arrived before the search finished."""
+
+
 def reverse_search(model: Any, x: np.ndarray | torch.Tensor, cfg: InversionConfig | None = None) -> Embedding:
     """Latent optimisation with ``cfg.restarts`` random starts; the best start wins per image."""
+    result: Embedding | None = None
+    for item in reverse_search_steps(model, x, cfg):
+        if isinstance(item, Embedding):
+            result = item
+    assert result is not None
+    return result
+
+
+def reverse_search_steps(model: Any, x: np.ndarray | torch.Tensor, cfg: InversionConfig | None = None,
+                         stop: Any = None, every: int = 10) -> Iterator[InversionProgress | Embedding]:
+    """:func:`reverse_search` as an engine: yields progress every ``every`` steps, then the
+    Embedding; raises InversionStopped within ``every`` steps of ``stop`` (a threading.Event)."""
     cfg = cfg or InversionConfig()
     dev = _device(model)
     xt = _as_batch(x).to(dev)
@@ -80,7 +105,11 @@ def reverse_search(model: Any, x: np.ndarray | torch.Tensor, cfg: InversionConfi
         for r in range(cfg.restarts):
             z = torch.randn(n, d, generator=gen).to(dev).requires_grad_(True)
             opt = torch.optim.Adam([z], lr=cfg.lr)
-            for _ in range(cfg.steps):
+            for i in range(cfg.steps):
+                if i % every == 0:
+                    if stop is not None and stop.is_set():
+                        raise InversionStopped("inversion stopped")
+                    yield InversionProgress(r * cfg.steps + i, cfg.restarts * cfg.steps)
                 opt.zero_grad()
                 per = ((model.generate(z) - xt) ** 2).flatten(1).mean(1)
                 loss = per.sum() + cfg.prior_weight * (z**2).sum() / d
@@ -97,7 +126,8 @@ def reverse_search(model: Any, x: np.ndarray | torch.Tensor, cfg: InversionConfi
             p.requires_grad_(f)
         if was_training and isinstance(model, torch.nn.Module):
             model.train()
-    return Embedding(best_z.numpy(), best.numpy(), "reverse-search", all_mse)
+    yield InversionProgress(cfg.restarts * cfg.steps, cfg.restarts * cfg.steps)
+    yield Embedding(best_z.numpy(), best.numpy(), "reverse-search", all_mse)
 
 
 def embed(model: Any, x: np.ndarray | torch.Tensor, cfg: InversionConfig | None = None) -> Embedding:

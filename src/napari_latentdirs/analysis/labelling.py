@@ -4,16 +4,27 @@ For every direction d_k (a column of a DirectionSet, normalised to unit
 length) and many latents z_i ~ N(0, I) we generate G(z_i + alpha d_k) for a few
 alphas both ways, measure every factor with a pluggable probe set, and fit per
 latent the slope of each factor against alpha (least squares through the
-unshifted image: ``s = sum(alpha * delta) / sum(alpha^2)``). Slopes are
-standardised by the factor's natural spread over the unshifted samples and
-multiplied by the largest alpha, so an effect of 1 means "across the shift
-range this direction moves the factor by one natural standard deviation".
+unshifted image, over the alphas whose shifted image the probe could measure:
+``s = sum(alpha * delta) / sum(alpha^2)``, both sums over finite deltas only,
+``fit_slopes``). Slopes are standardised by the factor's natural spread over
+the unshifted samples and multiplied by the largest alpha, so an effect of 1
+means "across the shift range this direction moves the factor by one natural
+standard deviation".
 
 - **effect** E_kj = |mean_i slope| (standardised), with a percentile
   bootstrap confidence interval over latents;
-- **significant effect** = the part of E_kj above ``z`` t-based standard
-  errors (z scaled to the t quantile for few latents), which keeps probe noise
-  on untouched factors out of the selectivity (``significant_effects``);
+- **significant effect** (``significant_effects``) = the full effect E_kj
+  where a t-test over latents says it differs from 0 (|mean| > ``z`` t-based
+  standard errors, z widened to the t quantile for few latents), else 0.
+  Why test-and-keep rather than subtracting ``z`` SE from every effect (the
+  rule before issue 18): subtraction removes the same absolute amount from
+  every effect, so it wipes out the small side effects of a weak direction
+  while a strong direction keeps most of its large ones. Weak (random)
+  directions then looked selective and strong (learned) ones did not. With
+  test-and-keep a side effect that is measurable counts at its full size
+  whatever the direction's strength; probe noise on an untouched factor still
+  counts as 0. The remaining asymmetry, side effects too small to detect,
+  only helps directions below the effect floor, which no statistic credits;
 - **selectivity** = the top factor's significant effect over itself plus
   every other significant effect that is not one of its known physical
   consequences (``ProbeSet.consequences``; e.g. more fat also widens the
@@ -22,13 +33,23 @@ range this direction moves the factor by one natural standard deviation".
   a common scaling counts as "size" (see ``size_family``);
 - **label** = the top factor when selectivity >= ``selectivity_threshold``
   (0.6), "entangled" when below, "no effect" when the top significant effect
-  is below ``min_effect`` (0.3 natural SDs). Calibration (tests/analysis/
+  is below ``min_effect`` (0.3 natural SDs). This strict single-factor label is
+  the criterion for "factor found". Calibration (tests/analysis/
   test_labelling.py): the six known directions of the analytic ellipse
-  generator reach selectivity 0.75-1.0 and random directions 0.24-0.48; the
-  phantom rendered along each of its eight nominal factors gives 0.85-1.0 for
-  the true factor and random directions 0.37-0.43. 0.6 sits between both
-  groups; for six equally strong random mixtures the top share exceeds 0.6
-  in about 1% of cases. Thresholds are stored with every result.
+  generator are labelled with their factor and random directions are not; the
+  phantom rendered along each of its eight nominal factors gives its true
+  factor. Thresholds are stored with every result;
+- **description** (``describe_directions``) = the top two significant factors
+  with their signs and shares of the direction's significant effects, e.g.
+  "width ↑ 0.48 · height ↓ 0.31", or "no effect": what the viewer sees where
+  the strict label says "entangled";
+- **per-factor selectivity** (``factor_selectivity_from``), the statistic the
+  comparison of direction sets uses: for every factor, the best selectivity
+  *for that factor* over all directions whose significant effect on it
+  reaches ``min_effect`` (natural SDs at the largest shift), one direction per
+  duplicate group. It is symmetric between sets: no direction needs the
+  factor as its top factor, and a set gets no extra chances from many copies
+  of one change;
 - **consistency** = fraction of latents whose slope on the top factor has the
   sign of the mean slope; a label also needs ``min_consistency`` (0.75), else
   the direction counts as "entangled" (it does different things to different
@@ -43,7 +64,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +86,7 @@ class LabelConfig:
     alphas: tuple[float, ...] = (-3.0, -1.5, 1.5, 3.0)
     selectivity_threshold: float = 0.6
     min_effect: float = 0.3  # significant standardised effect below which a direction does "nothing"
-    z: float = 2.0  # standard errors subtracted for the significant effect (widened to a t quantile for few latents)
+    z: float = 2.0  # an effect is significant above z standard errors (widened to a t quantile for few latents)
     min_consistency: float = 0.75  # share of latents that must agree on the sign of the top effect
     n_boot: int = 200
     top_fraction: float = 0.5  # a factor may explain a direction if its effect is >= this share of the largest
@@ -86,7 +107,7 @@ class LabelResult:
     signed: np.ndarray  # (K, F) signed version
     ci_low: np.ndarray  # (K, F) bootstrap CI of the effect
     ci_high: np.ndarray
-    significant: np.ndarray  # (K, F) effect minus z bootstrap SEs, floored at 0
+    significant: np.ndarray  # (K, F) the effect where a t-test over latents finds it, else 0
     selectivity: np.ndarray  # (K,)
     consistency: np.ndarray  # (K,)
     image_change: np.ndarray  # (K,) mean |G(z+a d) - G(z)| at the largest alpha
@@ -101,6 +122,8 @@ class LabelResult:
     # (K, n, F) standardised per-latent slopes the effects come from; lets ``analysis.comparison``
     # bootstrap over latents. None in files written before it was kept.
     slopes: np.ndarray | None = None
+    # The probe set's known consequences (factor -> factors it also moves), for the per-factor statistic.
+    consequences: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def K(self) -> int:
@@ -146,13 +169,19 @@ class LabelResult:
         return out
 
     def factor_selectivity(self, min_effect: float | None = None) -> dict[str, float]:
-        """Per factor, the best selectivity of a direction whose top factor it is (0 if none)."""
+        """Per factor, the best selectivity for it over the directions whose significant effect on it reaches
+        ``min_effect`` (default: the labelling's), one direction per duplicate group (``factor_selectivity_from``)."""
         thr = self.config.get("min_effect", 0.0) if min_effect is None else min_effect
-        out = {}
-        for j, f in enumerate(self.factors):
-            cands = [self.selectivity[k] for k in range(self.K) if self.top_factor[k] == f and self.significant[k, j] >= thr]
-            out[f] = float(max(cands)) if cands else 0.0
-        return out
+        best = factor_selectivity_from(self.significant, self.factors, self.consequences, thr, self.keep())
+        return {f: float(best[j]) for j, f in enumerate(self.factors)}
+
+    def keep(self) -> np.ndarray:
+        """The directions that stand for the set: one per duplicate group (``representatives``)."""
+        return representatives(self.groups, self.K, self.score)
+
+    def descriptions(self) -> list[str]:
+        """Per direction, its top two factors with signs and shares (``describe_directions``)."""
+        return describe_directions(self)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -250,36 +279,90 @@ def _duplicate_groups(signed: np.ndarray, diffs: np.ndarray, active: np.ndarray,
     return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
 
 
-def significant_effects(t: np.ndarray, z: float) -> np.ndarray:
-    """(n, F) standardised per-latent slopes -> (F,) significant effects.
+def fit_slopes(alphas: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """(A,) shifts and (A, n, F) factor changes -> (n, F) least-squares slopes through the origin.
 
-    |mean slope| minus ``z`` standard errors (t-based, ``z`` widened to the t
-    quantile for few latents), floored at 0. A factor measurable on fewer than
-    max(3, n/2) latents has no evidence (a generator that mostly draws no body).
+    Each slope uses only the shifts whose change is finite: a probe that failed
+    on some shifted images must not shrink the slope by counting their alpha^2
+    in the denominator. NaN where no shift of that latent could be measured.
     """
-    n_ok = np.sum(np.isfinite(t), 0)
+    a = np.asarray(alphas, dtype=np.float64).reshape(-1, *([1] * (delta.ndim - 1)))
+    fin = np.isfinite(delta)
+    num = np.sum(np.where(fin, a * np.where(fin, delta, 0.0), 0.0), 0)
+    den = np.sum(np.where(fin, a**2, 0.0), 0)
+    return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def significant_effects(t: np.ndarray, z: float) -> np.ndarray:
+    """(..., n, F) standardised per-latent slopes -> (..., F) significant effects.
+
+    |mean slope| where it exceeds ``z`` standard errors (t-based, ``z``
+    widened to the t quantile for few latents), else 0: a detected effect
+    counts at its full size (see the module docstring for why). A factor
+    measurable on fewer than max(3, n/2) latents has no evidence (a generator
+    that mostly draws no body).
+    """
+    n_ok = np.sum(np.isfinite(t), -2)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(t, 0)
-        se = np.nanstd(t, 0, ddof=1) / np.sqrt(np.maximum(n_ok, 2))
+        mean = np.nanmean(t, -2)
+        se = np.nanstd(t, -2, ddof=1) / np.sqrt(np.maximum(n_ok, 2))
     mult = z * stats.t.ppf(0.975, np.maximum(n_ok, 2) - 1) / stats.norm.ppf(0.975)
-    sig = np.nan_to_num(np.maximum(np.abs(mean) - mult * se, 0.0))
-    return np.where(n_ok >= max(3, t.shape[0] // 2), sig, 0.0)
+    eff = np.nan_to_num(np.abs(mean))
+    sig = np.where(eff > np.nan_to_num(mult * se, nan=np.inf), eff, 0.0)
+    return np.where(n_ok >= max(3, t.shape[-2] // 2), sig, 0.0)
 
 
-def factor_selectivity_from(sig: np.ndarray, probes: ProbeSet, top_fraction: float,
-                            min_effect: float) -> np.ndarray:
-    """(K, F) significant effects -> (F,) best selectivity of a direction whose top factor each is.
+def _kept_effects(factors: tuple[str, ...] | list[str], consequences: dict[str, tuple[str, ...]]) -> np.ndarray:
+    """(F, F) mask: M[i, j] = 1 when factor i's effect counts against factor j (i == j, or i is not one of
+    j's known consequences)."""
+    F = len(factors)
+    M = np.ones((F, F))
+    for j, f in enumerate(factors):
+        for i, g in enumerate(factors):
+            if i != j and g in consequences.get(f, ()):
+                M[i, j] = 0.0
+    return M
 
-    The ground-truth comparison of direction sets (``analysis.comparison``) and
+
+def selectivity_for_each_factor(sig: np.ndarray, factors: tuple[str, ...] | list[str],
+                                consequences: dict[str, Any]) -> np.ndarray:
+    """(..., K, F) significant effects -> (..., K, F) selectivity of every direction for every factor:
+    its effect on the factor over that plus its effects on the factors that are not the factor's known
+    consequences (0 where the effect is 0)."""
+    denom = sig @ _kept_effects(factors, consequences)
+    return np.where(sig > 0, sig / np.where(denom > 0, denom, 1.0), 0.0)
+
+
+def representatives(groups: list[list[int]], K: int, score: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the directions that stand for a set: every direction outside a duplicate group and,
+    per group, its best-scored member (the lowest index on ties)."""
+    keep = np.ones(K, bool)
+    for g in groups:
+        members = [k for k in g if 0 <= k < K]
+        if len(members) < 2:
+            continue
+        best = max(members, key=lambda k: (float(score[k]) if score is not None else 0.0, -k))
+        keep[[k for k in members if k != best]] = False
+    return np.flatnonzero(keep)
+
+
+def factor_selectivity_from(sig: np.ndarray, factors: tuple[str, ...] | list[str], consequences: dict[str, Any],
+                            min_effect: float, keep: np.ndarray | None = None) -> np.ndarray:
+    """(..., K, F) significant effects -> (..., F) best selectivity per factor.
+
+    For each factor, the best selectivity for it over all directions whose
+    significant effect on it reaches ``min_effect`` (0 when none does); only
+    the directions ``keep`` (one per duplicate group, ``representatives``)
+    take part. The comparison of direction sets (``analysis.comparison``) and
     :meth:`LabelResult.factor_selectivity` share this definition.
     """
-    best = np.zeros(sig.shape[1])
-    for k in range(sig.shape[0]):
-        j, sel = _top_factor(sig[k], probes.factors, probes.consequences, top_fraction)
-        if sig[k].max() > 0 and sig[k, j] >= min_effect:
-            best[j] = max(best[j], sel)
-    return best
+    if keep is not None:
+        sig = sig[..., keep, :]
+    if sig.shape[-2] == 0:
+        return np.zeros(sig.shape[:-2] + sig.shape[-1:])
+    sel = selectivity_for_each_factor(sig, factors, consequences)
+    return np.where(sig >= min_effect, sel, 0.0).max(-2)
 
 
 def _top_factor(sig: np.ndarray, names: tuple[str, ...] | list[str], consequences: dict[str, tuple[str, ...]],
@@ -370,8 +453,7 @@ def label_directions(
         delta = _wrap(fs - f0[None], periods)  # (A, n, F)
         # A probe may fail on a degenerate image (NaN): that latent drops out of the fit.
         delta = np.where(np.isfinite(delta), delta, np.nan)
-        slope = np.nansum(alphas[:, None, None] * delta, 0) / np.sum(alphas**2)
-        slope = np.where(np.all(np.isnan(delta), 0), np.nan, slope)
+        slope = fit_slopes(alphas, delta)
         if probes.decompose is not None:
             slope = probes.decompose(slope, means)
         t = slope / sd[None, :] * a_max  # (n, F) standardised
@@ -438,4 +520,49 @@ def label_directions(
         config=asdict(cfg),
         valid_fraction=valid_fraction,
         slopes=slopes,
+        consequences={f: list(c) for f, c in probes.consequences.items()},
     )
+
+
+ARROW_UP, ARROW_DOWN = "\u2191", "\u2193"
+
+
+def describe_direction(signed: np.ndarray, sig: np.ndarray, factors: list[str] | tuple[str, ...],
+                       min_effect: float = 0.0, top: int = 2) -> str:
+    """One direction's top ``top`` significant factors with sign and share of its significant effects,
+    e.g. "width ↑ 0.48 · height ↓ 0.31"; "no effect" when its largest significant effect is below
+    ``min_effect``."""
+    sig = np.nan_to_num(np.asarray(sig, dtype=np.float64))
+    total = float(sig.sum())
+    if total <= 0 or float(sig.max()) < min_effect:
+        return NO_EFFECT
+    parts = []
+    for j in np.argsort(-sig, kind="stable")[:top]:
+        if sig[j] <= 0:
+            break
+        arrow = ARROW_UP if signed[j] >= 0 else ARROW_DOWN
+        parts.append(f"{factors[j]} {arrow} {sig[j] / total:.2f}")
+    return " \u00b7 ".join(parts)
+
+
+def describe_directions(res: LabelResult, top: int = 2) -> list[str]:
+    """Per direction of a labelled set, ``describe_direction`` (K strings, the DirectionSet meta's
+    "descriptions")."""
+    thr = float(res.config.get("min_effect", 0.0))
+    return [describe_direction(res.signed[k], res.significant[k], res.factors, thr, top) for k in range(res.K)]
+
+
+def direction_caption(k: int, label: str | None, selectivity: float | None = None,
+                      threshold: float = LabelConfig.selectivity_threshold) -> str:
+    """How the report, its figures and the navigator name direction ``k``, so that a name and its number
+    never contradict each other: "#5 height (selectivity 0.60)"; "#2 no effect" (a selectivity of
+    changes too small to count means nothing); "#3 entangled (selectivity 0.45)"; and, for a direction
+    selective enough whose top factor moves one way for some latents and the other way for others,
+    "#3 entangled (sign varies)". Without a label: "#k"."""
+    if not label:
+        return f"#{k}"
+    if label == NO_EFFECT or selectivity is None or not np.isfinite(selectivity):
+        return f"#{k} {label}"
+    if label == ENTANGLED and selectivity >= threshold:
+        return f"#{k} {ENTANGLED} (sign varies)"  # the label rule: selective, but not consistent across latents
+    return f"#{k} {label} (selectivity {selectivity:.2f})"

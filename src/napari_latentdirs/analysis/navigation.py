@@ -294,11 +294,14 @@ class DirectionInfo:
     run: str = ""
 
     def item_text(self, k: int) -> str:
-        """``"#93 z_level (selectivity 0.82)"``: the report's way of naming a direction."""
+        """``"#93 z_level (selectivity 0.82)"``: the report's way of naming a direction
+        (``labelling.direction_caption``: no selectivity beside "no effect", and "sign varies" for an
+        entangled direction that is selective enough)."""
+        from .labelling import direction_caption
+
         label = self.labels[k] if k < len(self.labels) else ""
         sel = self.selectivity[k] if k < len(self.selectivity) else None
-        text = f"#{k} {label}" if label else f"#{k}"
-        return f"{text} (selectivity {sel:.2f})" if sel is not None else text
+        return direction_caption(k, label, sel)
 
 
 def direction_info(ds: object, path: str | Path | None = None) -> DirectionInfo:

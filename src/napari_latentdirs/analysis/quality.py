@@ -14,10 +14,26 @@ be. A perfect generator reaches the ceiling, not 1.0 (finite samples leave
 holes in any k-NN manifold), so ``ratio = figure / ceiling`` is what reads
 across sample sizes and feature spaces.
 
-Two feature spaces: the TF-Inception pool3 features of FID (``inception``),
-and the phantom probes (width, height, size, rotation, y-position, thickness,
-breast size, z-level), standardised by the reference sample (``probes``).
-FID is computed from the same Inception features.
+Three feature spaces: the phantom probes (width, height, size, rotation,
+y-position, thickness, breast size, z-level), standardised by the reference
+sample (``probes``); the pixels themselves, area-averaged to 32x32
+(``pixels``); and the TF-Inception pool3 features of FID (``inception``). FID is
+computed from the same Inception features.
+
+**Calibration ladder.** A figure means little without its scale, so every space
+also scores the second real sample degraded on purpose, measured in the same
+run: blurred by a Gaussian of 1 px and 2 px (``LADDER``). On the phantom the
+Inception space saturates: a 1-px blur of *real* slices already has k-NN
+precision and recall near 0 and FID about 5x the real-vs-real figure, because the
+phantom's crisp synthetic texture dominates Inception features. There k-NN
+precision and recall say nothing about anatomy, and FID is read against the
+ladder. The probe and pixel spaces discriminate: blur moves them little.
+
+**Checkerboard index** (``checkerboard_index``): the share of a slice's spectral
+power at the checkerboard frequencies (pi, pi), (pi, 0), (0, pi), the
+signature of stride-2 transposed convolutions, over the same share for the
+reference real sample. Real slices score about 1, blurred ones less, a
+generator that draws a grid much more.
 """
 
 from __future__ import annotations
@@ -31,7 +47,12 @@ import numpy as np
 import torch
 
 K_NEIGHBOURS = 3  # Kynkäänniemi et al.'s choice
-FEATURE_SPACES = ("inception", "probes")
+FEATURE_SPACES = ("inception", "probes", "pixels")
+#: Spaces where k-NN precision and recall discriminate on phantom data (see the ladder above).
+DISCRIMINATING_SPACES = ("probes", "pixels")
+#: The calibration ladder: the second real sample, blurred (Gaussian sigma in pixels).
+LADDER = (("blur 1 px", 1.0), ("blur 2 px", 2.0))
+PIXEL_SIZE = 32
 # Standardised probe values are clipped here, and a measurement the probes
 # cannot make (no body outline) takes this value: far outside every k-NN ball
 # (radii are about half a standard deviation), so it counts as a miss, while
@@ -92,7 +113,7 @@ def precision_recall_diversity(real: np.ndarray | torch.Tensor, fake: np.ndarray
 
 def frechet_distance(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
     """FID's Frechet distance between two feature sets (Gaussian fits)."""
-    from ..training.fid import trace_sqrt_product
+    from ..models.fid import trace_sqrt_product
 
     fa, fb = _as_tensor(a), _as_tensor(b)
     mu_a, mu_b = fa.mean(0), fb.mean(0)
@@ -101,39 +122,104 @@ def frechet_distance(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor)
 
 
 @dataclass(frozen=True)
+class Rung:
+    """One step of the calibration ladder: the second real sample degraded on purpose."""
+
+    name: str
+    figures: PRD
+    fid: float | None = None
+
+
+@dataclass(frozen=True)
 class SpaceQuality:
-    """One feature space: the generator's figures, the real-vs-real ceiling and their ratios."""
+    """One feature space: the generator's figures, the real-vs-real ceiling and their ratios,
+    and the calibration ladder (real degraded on purpose) measured in the same run."""
 
     space: str
     generated: PRD
     ceiling: PRD
     fid: float | None = None  # Inception space only
     fid_ceiling: float | None = None
+    ladder: tuple[Rung, ...] = ()
 
     def ratio(self, name: str) -> float:
         top = getattr(self.ceiling, name)
         return getattr(self.generated, name) / top if top > 0 else float("nan")
 
+    @property
+    def discriminates(self) -> bool:
+        return self.space in DISCRIMINATING_SPACES
+
     def to_dict(self) -> dict:
         d = {"space": self.space, "generated": asdict(self.generated), "ceiling": asdict(self.ceiling),
-             "ratio": {n: self.ratio(n) for n in ("precision", "recall", "diversity")}}
+             "ratio": {n: self.ratio(n) for n in ("precision", "recall", "diversity")},
+             "ladder": [{"name": r.name, "figures": asdict(r.figures), "fid": r.fid} for r in self.ladder]}
         if self.fid is not None:
             d["fid"], d["fid_ceiling"] = self.fid, self.fid_ceiling
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> SpaceQuality:
-        return cls(d["space"], PRD(**d["generated"]), PRD(**d["ceiling"]), d.get("fid"), d.get("fid_ceiling"))
+        ladder = tuple(Rung(r["name"], PRD(**r["figures"]), r.get("fid")) for r in d.get("ladder", ()))
+        return cls(d["space"], PRD(**d["generated"]), PRD(**d["ceiling"]), d.get("fid"), d.get("fid_ceiling"),
+                   ladder)
 
 
 def score_space(space: str, real_a: np.ndarray, real_b: np.ndarray, fake: np.ndarray,
-                k: int = K_NEIGHBOURS) -> SpaceQuality:
-    """``real_a`` is the reference; ``real_b`` an independent real sample scored like ``fake``."""
+                k: int = K_NEIGHBOURS, ladder: dict[str, np.ndarray] | None = None) -> SpaceQuality:
+    """``real_a`` is the reference; ``real_b`` an independent real sample scored like ``fake``;
+    ``ladder`` maps rung names to features of ``real_b`` degraded on purpose, scored the same way."""
     fid = fid_ceiling = None
-    if space == "inception":
+    inception = space == "inception"
+    if inception:
         fid, fid_ceiling = frechet_distance(real_a, fake), frechet_distance(real_a, real_b)
+    rungs = tuple(Rung(name, precision_recall_diversity(real_a, f, k), frechet_distance(real_a, f) if inception else None)
+                  for name, f in (ladder or {}).items())
     return SpaceQuality(space, precision_recall_diversity(real_a, fake, k),
-                        precision_recall_diversity(real_a, real_b, k), fid, fid_ceiling)
+                        precision_recall_diversity(real_a, real_b, k), fid, fid_ceiling, rungs)
+
+
+# -- the checkerboard index --------------------------------------------------------------
+
+def checkerboard_power(x: np.ndarray) -> np.ndarray:
+    """(N, H, W) slices -> (N,) share of each slice's spectral power (mean removed) at the
+    checkerboard frequencies (pi, pi), (pi, 0) and (0, pi)."""
+    x = np.asarray(x, np.float64)
+    if x.ndim != 3 or x.shape[1] % 2 or x.shape[2] % 2:
+        raise ValueError(f"need (N, H, W) slices with even H and W, got shape {x.shape}")
+    x = x - x.mean(axis=(1, 2), keepdims=True)
+    h, w = x.shape[1:]
+    # The three Nyquist coefficients are sums with +-1 weights: no full FFT needed.
+    sy = np.where(np.arange(h) % 2, -1.0, 1.0)[:, None]
+    sx = np.where(np.arange(w) % 2, -1.0, 1.0)[None, :]
+    power = sum(np.einsum("nij,ij->n", x, np.broadcast_to(s, (h, w))) ** 2 for s in (sy * sx, sy, sx))
+    total = h * w * np.square(x).sum(axis=(1, 2))  # Parseval: the sum of |FFT|^2
+    return np.divide(power, total, out=np.zeros_like(power), where=total > 0)
+
+
+@dataclass(frozen=True)
+class Checkerboard:
+    """Checkerboard power of generated slices (and of the second real sample, the ceiling)
+    over that of the reference real sample: about 1 for real data."""
+
+    generated: float
+    real: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def checkerboard_index(fake: np.ndarray, real_a: np.ndarray, real_b: np.ndarray | None = None) -> Checkerboard:
+    ref = float(checkerboard_power(real_a).mean())
+    ratio = (lambda x: float(checkerboard_power(x).mean()) / ref) if ref > 0 else (lambda x: float("nan"))
+    return Checkerboard(ratio(fake), ratio(real_b) if real_b is not None else 1.0)
+
+
+def blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of (N, H, W) slices in the image plane (the ladder's degradation)."""
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(np.asarray(x, np.float32), sigma=(0, sigma, sigma), mode="nearest")
 
 
 # -- feature extractors ------------------------------------------------------------------
@@ -158,10 +244,20 @@ def probe_features(x: np.ndarray, reference: np.ndarray | None = None) -> tuple[
     return np.clip(z, -PROBE_CLIP, PROBE_CLIP), reference
 
 
+def pixel_features(x: np.ndarray, size: int = PIXEL_SIZE) -> np.ndarray:
+    """Model-space slices area-averaged to ``size`` x ``size``, flattened: anatomy at the scale a
+    reader sees it, without the texture that dominates Inception features."""
+    x = np.asarray(x, np.float32)
+    n, h, w = x.shape
+    fh, fw = max(h // size, 1), max(w // size, 1)
+    x = x[:, : h - h % fh, : w - w % fw]
+    return x.reshape(n, h // fh, fh, w // fw, fw).mean((2, 4)).reshape(n, -1).astype(np.float64)
+
+
 def inception_features(x: np.ndarray, batch: int = 50, weights: str | None = None,
                        device: str | torch.device = "cpu") -> np.ndarray:
     """(N, 2048) TF-Inception pool3 features of model-space slices (N, H, W)."""
-    from ..training.fid import InceptionPool3
+    from ..models.fid import InceptionPool3
 
     net = InceptionPool3(weights).to(device)
     t = torch.as_tensor(np.asarray(x, np.float32))
@@ -178,6 +274,7 @@ class QualityReport:
     n: int
     spaces: tuple[SpaceQuality, ...]
     reference: str  # what the real samples are
+    checkerboard: Checkerboard | None = None
 
     def space(self, name: str) -> SpaceQuality:
         for s in self.spaces:
@@ -186,12 +283,17 @@ class QualityReport:
         raise KeyError(name)
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "reference": self.reference, "k": K_NEIGHBOURS,
-                "spaces": {s.space: s.to_dict() for s in self.spaces}}
+        d = {"n": self.n, "reference": self.reference, "k": K_NEIGHBOURS,
+             "spaces": {s.space: s.to_dict() for s in self.spaces}}
+        if self.checkerboard is not None:
+            d["checkerboard"] = self.checkerboard.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> QualityReport:
-        return cls(int(d["n"]), tuple(SpaceQuality.from_dict(s) for s in d["spaces"].values()), d["reference"])
+        cb = d.get("checkerboard")
+        return cls(int(d["n"]), tuple(SpaceQuality.from_dict(s) for s in d["spaces"].values()), d["reference"],
+                   Checkerboard(**cb) if cb else None)
 
     def lines(self) -> list[str]:
         out = [(f"generator quality: {self.n} samples against {self.reference} (k = {K_NEIGHBOURS}; "
@@ -201,8 +303,18 @@ class QualityReport:
             out.append(f"  {s.space:9s} precision {g.precision:.3f} / {c.precision:.3f} = {s.ratio('precision'):.2f}"
                        f"   recall {g.recall:.3f} / {c.recall:.3f} = {s.ratio('recall'):.2f}"
                        f"   diversity {g.diversity:.2f} (ceiling {c.diversity:.2f})")
+            if s.ladder:
+                rungs = ", ".join(f"{r.name} p {r.figures.precision:.2f} r {r.figures.recall:.2f}" for r in s.ladder)
+                out.append(f"  {'':9s} scale: real p {c.precision:.2f} r {c.recall:.2f}, {rungs}")
             if s.fid is not None:
-                out.append(f"  {'':9s} FID {s.fid:.1f} (real vs real {s.fid_ceiling:.1f})")
+                rungs = "".join(f", {r.name} {r.fid:.1f}" for r in s.ladder if r.fid is not None)
+                out.append(f"  {'':9s} FID {s.fid:.1f} (scale: real vs real {s.fid_ceiling:.1f}{rungs})")
+            if s.space == "inception":
+                out.append(f"  {'':9s} (Inception k-NN precision/recall saturate on phantom data: a 1-px blur of real "
+                           "slices scores near 0; read FID against its scale)")
+        if self.checkerboard is not None:
+            out.append(f"  checkerboard index {self.checkerboard.generated:.2f} (real slices "
+                       f"{self.checkerboard.real:.2f}; power at the grid frequencies over real data's)")
         return out
 
 
@@ -267,18 +379,27 @@ def measure_quality(fake: np.ndarray, real_a: np.ndarray, real_b: np.ndarray, re
     """Score generated slices against two independent real samples of the same size."""
     if not (len(fake) == len(real_a) == len(real_b)):
         raise ValueError(f"use samples of one size: generated {len(fake)}, real {len(real_a)} and {len(real_b)}")
+    spaces = tuple(spaces)
+    unknown = [s for s in spaces if s not in FEATURE_SPACES]
+    if unknown:
+        raise ValueError(f"unknown feature space {unknown[0]!r}; choose from {FEATURE_SPACES}")
+    degraded = {name: blur(real_b, sigma) for name, sigma in LADDER}
     out = []
     for space in spaces:
         if space == "probes":
             fa, ref = probe_features(real_a)
-            fb, _ = probe_features(real_b, ref)
-            ff, _ = probe_features(fake, ref)
-        elif space == "inception":
-            fa, fb, ff = (inception_features(x, weights=fid_weights, device=device) for x in (real_a, real_b, fake))
+
+            def feats(x: np.ndarray, ref: np.ndarray = ref) -> np.ndarray:
+                return probe_features(x, ref)[0]
+        elif space == "pixels":
+            fa, feats = pixel_features(real_a), pixel_features
         else:
-            raise ValueError(f"unknown feature space {space!r}; choose from {FEATURE_SPACES}")
-        out.append(score_space(space, fa, fb, ff))
-    return QualityReport(len(fake), tuple(out), reference)
+            def feats(x: np.ndarray) -> np.ndarray:
+                return inception_features(x, weights=fid_weights, device=device)
+            fa = feats(real_a)
+        out.append(score_space(space, fa, feats(real_b), feats(fake),
+                               ladder={name: feats(x) for name, x in degraded.items()}))
+    return QualityReport(len(fake), tuple(out), reference, checkerboard_index(fake, real_a, real_b))
 
 
 #: Samples scored when a training run finishes (``latentdirs train`` and the training dock).
@@ -292,11 +413,44 @@ def quality_after_training(generator_file: str | Path, reference: str | None, n:
     (a ``.npy`` of slices). Inception features are left to ``latentdirs quality``: minutes on a CPU."""
     if reference is None or n <= 0:
         return None
+    if reference != "phantom":  # a small cache (a DICOM folder of a few patients): fewer samples, not an error
+        rows = held_out_size(reference)
+        n = min(n, rows // 2)
+        if n < MIN_AFTER_TRAINING_N:
+            raise ValueError(f"the test split of {reference} holds only {rows} slices, and two real samples of "
+                             f"{MIN_AFTER_TRAINING_N} are needed (a folder with more patients gives a larger test split)")
     from ..models.registry import load_generator
 
-    return generator_quality(load_generator(generator_file), reference, n=n, seed=seed, spaces=("probes",))
+    return generator_quality(load_generator(generator_file), reference, n=n, seed=seed, spaces=DISCRIMINATING_SPACES)
+
+
+#: Fewest samples per set for a quality figure after training (k-NN with k = 3 needs a few neighbours).
+MIN_AFTER_TRAINING_N = 20
+
+
+def held_out_size(cache_dir: str | Path) -> int:
+    """Slices in the test split of a slice cache."""
+    from ..data.cache import SliceCache
+
+    cache = SliceCache(cache_dir)
+    try:
+        return int(np.asarray(cache.indices("test")).size)
+    finally:
+        cache.close()
 
 
 def quality_metrics(rep: QualityReport) -> dict[str, float]:
     """The ratios to the ceiling as flat metrics (``quality/probes/recall_ratio`` ...)."""
-    return {f"quality/{s.space}/{name}_ratio": s.ratio(name) for s in rep.spaces for name in ("precision", "recall", "diversity")}
+    out = {f"quality/{s.space}/{name}_ratio": s.ratio(name) for s in rep.spaces
+           for name in ("precision", "recall", "diversity")}
+    if rep.checkerboard is not None:
+        out["quality/checkerboard_index"] = rep.checkerboard.generated
+    return out
+
+
+def quality_sentence(rep: QualityReport) -> str:
+    """One plain sentence for a status line: the ratios to the real-vs-real ceiling."""
+    parts = [f"{s.space}: precision {s.ratio('precision'):.2f}, recall {s.ratio('recall'):.2f} of real data's"
+             for s in rep.spaces if s.discriminates]
+    cb = "" if rep.checkerboard is None else f"; checkerboard {rep.checkerboard.generated:.1f}x real"
+    return f"Quality against held-out real slices ({rep.n} samples) - " + "; ".join(parts) + cb

@@ -25,8 +25,8 @@ from typing import Any
 
 from ..paper import COLUMNS, GENERATORS, PAPER_TABLE1, RECONSTRUCTORS
 from ..probes.factors import DISPLAY_NAMES, PAPER_FACTORS, Z_LEVEL, canonical_factor
-from ..runs.folder import from_run as resolve
 from ..utils.atomic import atomic_write_text
+from ..utils.paths import from_run as resolve
 from .htmlsafe import Html, escape, h, join
 from .labelling import LabelResult
 from .report_findings import as_float, comparison_table, headline, quality_table
@@ -133,6 +133,7 @@ def _label_table(res: LabelResult, max_rows: Any = 40) -> Html:
     except (TypeError, ValueError):
         max_rows = 40
     fac_head = join(h("<th>{}</th>", f) for f in res.factors)
+    desc = res.descriptions()
     rows = []
     for row in res.table()[:max_rows]:
         k = row["direction"]
@@ -143,24 +144,41 @@ def _label_table(res: LabelResult, max_rows: Any = 40) -> Html:
             for j in range(len(res.factors))
         )
         g = row["group"]
+        label, sel_cell, cons_cls = _label_cells(row, res.config)
         rows.append(h(
-            '<tr><td>{}</td><td>{}</td><td class="l {}">{}</td><td>{:.2f} {}</td><td class="small">[{:.2f}, {:.2f}]</td>'
-            "<td>{:.2f}</td><td>{:.2f}</td><td>{}</td>{}</tr>",
-            row["rank"], k, cls, row["label"], row["effect"], row["sign"], row["ci"][0], row["ci"][1],
-            row["selectivity"], row["consistency"], "" if g is None else f"G{g}", cells,
+            '<tr><td>{}</td><td>{}</td><td class="l {}">{}</td><td class="l small">{}</td><td>{:.2f} {}</td>'
+            '<td class="small">[{:.2f}, {:.2f}]</td><td>{}</td><td class="{}">{:.2f}</td><td>{}</td>{}</tr>',
+            row["rank"], k, cls, label, desc[k], row["effect"], row["sign"], row["ci"][0], row["ci"][1],
+            sel_cell, cons_cls, row["consistency"], "" if g is None else f"G{g}", cells,
         ))
     more = Html("") if max_rows >= res.K else h('<p class="small muted">{} more directions in the label file.</p>', res.K - max_rows)
     return h(
-        '<table><tr><th>rank</th><th>dir</th><th class="l">label</th><th>effect</th><th>95% CI</th><th>selectivity</th>'
+        '<table><tr><th>rank</th><th>dir</th><th class="l">label</th><th class="l">does</th><th>effect</th><th>95% CI</th>'
+        "<th>selectivity</th>"
         "<th>consistency</th><th>dup.</th>{}</tr>{}</table>{}",
         fac_head, join(rows), more,
     )
 
 
+def _label_cells(row: dict[str, Any], config: dict[str, Any]) -> tuple[str, Html, str]:
+    """(label, selectivity cell, consistency cell class) that agree with each other: no selectivity for
+    "no effect" (a share of changes too small to count), and an entangled direction that is selective
+    enough says that its sign varies, with its consistency cell marked (the criterion it failed)."""
+    from .labelling import ENTANGLED, NO_EFFECT, LabelConfig
+
+    threshold = (as_float(config.get("selectivity_threshold")) if isinstance(config, dict) else None) \
+        or LabelConfig.selectivity_threshold
+    if row["label"] == NO_EFFECT:
+        return row["label"], MUTED_DASH, ""
+    if row["label"] == ENTANGLED and row["selectivity"] >= threshold:
+        return f"{ENTANGLED} (sign varies)", h("{:.2f}", row["selectivity"]), "bad"
+    return row["label"], h("{:.2f}", row["selectivity"]), ""
+
+
 def review_block(set_name: Any, sess: Any, scores: dict[str, Any], auto: dict[int, str]) -> Html:
     """One reader's review of one direction set. ``sess`` is whatever a review file held:
     every field is shown as text, whatever its type."""
-    kv = join(h("<tr><td>{}</td><td>{}</td></tr>", k, _f(v, 3)) for k, v in scores.items())
+    kv = join(h("<tr><td>{}</td><td>{}</td></tr>", *_review_score(k, v)) for k, v in scores.items())
     agree = [
         _norm_label(it.label) == _norm_label(auto.get(it.index, ""))
         for it in sess.items
@@ -185,15 +203,19 @@ def review_block(set_name: Any, sess: Any, scores: dict[str, Any], auto: dict[in
 
 def _review_section(run: Path, sets: list[dict[str, Any]]) -> Html:
     try:
+        from ..directions.set import DirectionSet
         from .review import ReviewSession, score
     except ImportError:  # the review module belongs to the napari helper; the report works without it
         return Html('<p class="muted">Review module not available.</p>')
     parts = []
     for s in sets:
-        p = resolve(run, s["path"])
+        p = resolve(run, s["path"], f"summary.json: direction_sets[{s.get('name')!r}].path")
+        directions = None
         for rf in sorted(p.parent.glob(p.name.replace(".safetensors", "") + ".review-*.json")):
             try:
-                sess = ReviewSession.load(rf)
+                if directions is None:
+                    directions = DirectionSet.load(p)
+                sess = ReviewSession.load(rf, directions)  # indices checked against K, as the widget does
                 auto: dict[int, str] = {}
                 if s.get("labels_path") and resolve(run, s["labels_path"]).exists():
                     auto = dict(enumerate(LabelResult.load(resolve(run, s["labels_path"])).labels))
@@ -202,7 +224,9 @@ def _review_section(run: Path, sets: list[dict[str, Any]]) -> Html:
                 # One damaged review costs its own section, not the report.
                 parts.append(h('<p class="bad">Could not read review {}: {}</p>', rf.name, f"{type(exc).__name__}: {exc}"))
     if not parts:
-        return Html('<p class="muted">No review yet. Review a direction set in napari (Latent directions &rarr; Review); the review files saved beside the direction set appear here on the next <code>latentdirs report</code>.</p>')
+        return Html('<p class="muted">No review yet. Review a direction set in napari (Plugins &rarr; Latent Directions '
+                    'for CT &rarr; Review directions); the review files saved beside the direction set appear here on '
+                    'the next <code>latentdirs report</code>.</p>')
     return join(parts)
 
 
@@ -253,6 +277,7 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
         '<a href="#labels">labels</a> &middot; <a href="#scores">scores</a> &middot; '
         '<a href="#memorization">interpolation and memorization</a> &middot; <a href="#review">review</a></p>'))
     body.append(h('<h2 id="findings">Findings</h2>{}', headline(summary)))
+    body.append(_label_terms(run, sets))
 
     gens = summary.get("generators", {})
     if gens:
@@ -313,7 +338,8 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
     body.append(Html('<h2 id="figures">Discovered directions</h2>'))
     for key, cap in (("fig2_vae", "Fig. 2 layout, VAE"), ("fig2_gan", "Fig. 2 layout, GAN")):
         if key in figs:
-            body.append(_img(figs[key], cap + ": the best-ranked direction per factor; centre column is the original latent, left/right negative/positive shifts.", out_dir))
+            body.append(_img(figs[key], cap + ": " + _fig2_rows(figs.get(key + "_rows"))
+                             + " Centre column: the original latent; left/right: negative/positive shifts.", out_dir))
     gifs = figs.get("gifs", [])
     if gifs:
         body.append(h('<div class="gifs">{}</div>', join(_img(g["file"], str(g["caption"]), out_dir) for g in gifs)))
@@ -326,7 +352,8 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
     body.append(h("<p>{}</p>", summary.get("labelling_note", "")))
     body.append(Html(
         '<p class="small">Columns: <b>rank</b> by score; <b>dir</b> the direction index; <b>label</b> a factor, entangled '
-        "or no effect; <b>effect</b> the top factor's effect in natural SDs over the shift range and its sign; <b>95% CI</b> "
+        "or no effect (the strict single-factor label that counts a factor as found); <b>does</b> the top two factors with "
+        "their signs and shares of the significant effects; <b>effect</b> the top factor's effect in natural SDs over the shift range and its sign; <b>95% CI</b> "
         "its bootstrap interval; <b>selectivity</b> the top factor's share of the direction's significant effects; "
         "<b>consistency</b> the share of latents agreeing on the sign; <b>dup.</b> the duplicate group; then each factor's "
         "significant effect (green: the labelled factor). Click a set to open its table.</p>"))
@@ -347,24 +374,29 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
 
     body.append(Html('<h2 id="scores">Disentanglement scores against the measured factors</h2>'))
     body.append(h("<p class=small>{}</p>", summary.get("disentanglement_note", "")))
-    rows = join(
-        h('<tr><td class="l">{}</td><td class="l">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}/{}</td></tr>',
-          s["name"], s.get("method", ""), _i(s.get("K", "")), _f(s.get("mig"), 3), _f(s.get("dci_d"), 3), _f(s.get("dci_c"), 3),
-          _f(s.get("dci_i"), 3), _f(s.get("selectivity"), 3), _i(s.get("n_found", "")), len(PAPER_FACTORS))
-        for s in sets
-    )
+    rows = join(_disentanglement_row(s) for s in sets)
     body.append(h(
-        '<table><tr><th class="l">direction set</th><th class="l">method</th><th>K</th><th>MIG</th><th>DCI D</th><th>DCI C</th>'
-        "<th>DCI I (NRMSE&darr;)</th><th>selectivity</th><th>factors</th></tr>{}</table>",
+        '<table><tr><th class="l">direction set</th><th class="l">method</th><th>K</th><th>eff. rank</th><th>max |cos|</th>'
+        "<th>dup. groups</th><th>MIG</th><th>MIG floor</th><th>DCI D</th><th>D orthonormal</th><th>D same spectrum</th>"
+        "<th>DCI C</th><th>DCI I (NRMSE&darr;)</th><th>selectivity</th><th>factors</th></tr>{}</table>",
         rows,
     ))
 
     body.append(Html('<h2 id="memorization">Interpolation and memorization (appendix C)</h2>'))
+    if summary.get("interpolation"):
+        body.append(Html(
+            '<p class="small"><b>Reconstruction MSE</b> is the mean squared pixel difference, in model space [&minus;1, 1], '
+            "between a held-out slice and the generator's image of its embedded latent (also given as an RMS in HU). "
+            "Pixel error is dominated by air and the body outline and hardly notices texture, so a grainy or "
+            "grid-patterned image can score a lower MSE than a blurred one that looks closer to the slice. Read it with "
+            "the <b>checkerboard index</b> of the path's frames (power at the grid frequencies of stride-2 transposed "
+            "convolutions over that of the two real slices; about 1 for real CT), and judge the anatomy by eye.</p>"))
     for gname, it in summary.get("interpolation", {}).items():
         cap = h("Fig. 11 layout, {}: held-out slice A (top left) and B (bottom right) embedded by "
-                "{} (reconstruction MSE {:.4f}, {:.4f}); the path between their latents. "
-                "Smoothness (largest / mean frame-to-frame change): {:.2f}.",
-                str(gname).upper(), it["method"], it["mse"][0], it["mse"][1], it["smoothness"])
+                "{} (reconstruction MSE {:.4f}, {:.4f}{}); the path between their latents. "
+                "Smoothness (largest / mean frame-to-frame change): {:.2f}.{}",
+                str(gname).upper(), it["method"], it["mse"][0], it["mse"][1], _rms_hu(it.get("rms_hu")),
+                it["smoothness"], _texture(it.get("checkerboard")))
         body.append(_img(it["figure"], cap, out_dir))
     mem = summary.get("memorization", {})
     if mem:
@@ -394,6 +426,106 @@ def _body(run: Path, summary: dict[str, Any], out_dir: Path) -> list[Html]:
 
 
 MUTED_DASH_CELL = Html('<td class="muted">&ndash;</td>')
+
+
+def _disentanglement_row(s: dict[str, Any]) -> Html:
+    """One set's collapse figures and scores, each control beside the score it qualifies."""
+    col = s.get("collapse") if isinstance(s.get("collapse"), dict) else {}
+    return h(
+        '<tr><td class="l">{}</td><td class="l">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>'
+        '<td class="muted">{}</td><td>{}</td><td class="muted">{}</td><td class="muted">{}</td><td>{}</td><td>{}</td>'
+        "<td>{}</td><td>{}/{}</td></tr>",
+        s["name"], s.get("method", ""), _i(s.get("K", "")), _f(col.get("effective_rank"), 1), _f(col.get("max_abs_cos"), 2),
+        h("{} (largest {})", _i(col.get("n_groups", "")), _i(col.get("largest_group", ""))) if col else MUTED_DASH,
+        _f(s.get("mig"), 3), _f(s.get("mig_floor"), 3), _f(s.get("dci_d"), 3), _f(s.get("dci_d_ortho"), 3),
+        _f(s.get("dci_d_spectrum"), 3), _f(s.get("dci_c"), 3), _f(s.get("dci_i"), 3), _f(s.get("selectivity"), 3),
+        _i(s.get("n_found", "")), len(PAPER_FACTORS))
+
+#: The review scores (``analysis.review.score``) in words, and how each value reads.
+SCORE_NAMES: dict[str, tuple[str, str]] = {
+    "n_reviewed": ("directions reviewed", "count"),
+    "n_discovered": ("of them discovered", "count"),
+    "n_random": ("of them random", "count"),
+    "accuracy": ("told discovered from random correctly", "percent"),
+    "interpretable_discovered": ("discovered directions judged interpretable", "percent"),
+    "interpretable_random": ("random directions judged interpretable", "percent"),
+    "mean_rating_discovered": ("mean rating of discovered directions (1-5)", "rating"),
+    "mean_rating_random": ("mean rating of random directions (1-5)", "rating"),
+    "sensitivity": ("sensitivity: discovered directions judged interpretable", "percent"),
+    "specificity": ("specificity: random directions judged not interpretable", "percent"),
+    "auc": ("chance that a discovered direction is rated above a random one (AUC; 0.5 = no difference)", "ratio"),
+}
+
+
+def _review_score(key: Any, value: Any) -> tuple[Any, Any]:
+    """One review score as (name in words, value as it reads): "directions reviewed | 10", "70%"."""
+    name, kind = SCORE_NAMES.get(key, (str(key).replace("_", " "), "ratio")) if isinstance(key, str) else (key, "ratio")
+    v = as_float(value)
+    if v is None:
+        return name, escape(value)
+    if kind == "count" or (kind == "ratio" and float(v).is_integer()):
+        return name, f"{v:.0f}"
+    if kind == "percent":
+        return name, f"{100 * v:.0f}%"
+    return name, f"{v:.1f}" if kind == "rating" else f"{v:.2f}"
+
+
+def _label_terms(run: Path, sets: list[dict[str, Any]]) -> Html:
+    """What the labels mean, where the report first uses them (the thresholds of this run's label files)."""
+    from .labelling import LabelConfig
+
+    cfg: dict[str, Any] = {}
+    for s in sets:
+        lp = s.get("labels_path") if isinstance(s, dict) else None
+        if lp:
+            try:
+                loaded = LabelResult.load(resolve(run, lp)).config
+                cfg = loaded if isinstance(loaded, dict) else {}
+                break
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+    d = LabelConfig()
+    sel = as_float(cfg.get("selectivity_threshold")) or d.selectivity_threshold
+    cons = as_float(cfg.get("min_consistency")) or d.min_consistency
+    eff = as_float(cfg.get("min_effect")) or d.min_effect
+    return h(
+        '<p class="small"><b>How directions are named.</b> Each direction is measured on many random latents shifted both '
+        "ways. It takes a factor's name (<i>selective</i>) when that factor makes up at least {:.0%} of the direction's "
+        "measurable effects (its <b>selectivity</b>) and at least {:.0%} of latents move it the same way. "
+        "<b>Entangled</b>: the direction changes several factors at once (selectivity below {:.2f}), or changes its "
+        "top factor one way for some latents and the other way for others (\"sign varies\"). <b>No effect</b>: no "
+        "factor moves by {:.1f} natural standard deviations over the shift range; its selectivity is not shown, as a "
+        "share of changes too small to count means nothing.</p>",
+        sel, cons, sel, eff)
+
+
+def _fig2_rows(rows: Any) -> str:
+    """The Fig. 2 caption's account of its rows: found factors first, then the best-ranked others."""
+    found = as_float(rows.get("found")) if isinstance(rows, dict) else None
+    n = as_float(rows.get("rows")) if isinstance(rows, dict) else None
+    if found is None or n is None:
+        return "the best direction per factor found, then the best-ranked other directions."
+    if found == 0:
+        return (f"no direction of this set is selective for one factor, so the {n:.0f} rows are its best-ranked "
+                "directions, each named by what it changes most (or \"no effect\").")
+    rest = n - found
+    more = (f", then the {rest:.0f} best-ranked other directions (a factor's second direction is marked 2nd; "
+            "an entangled one is named by what it changes most)") if rest > 0 else ""
+    return f"one row per factor found ({found:.0f}: its best direction, with its selectivity){more}."
+
+
+def _rms_hu(x: Any) -> Html:
+    vals = [as_float(v) for v in x] if isinstance(x, list | tuple) else []
+    if len(vals) != 2 or any(v is None for v in vals):
+        return Html("")
+    return h("; RMS {:.0f} and {:.0f} HU", vals[0], vals[1])
+
+
+def _texture(x: Any) -> Html:
+    v = as_float(x)
+    if v is None:
+        return Html("")
+    return h(" Checkerboard index of the frames: {:.1f} (real CT about 1).", v)
 
 
 def _percent(x: Any) -> Any:

@@ -194,7 +194,9 @@ class ReviewSession:
             "items": [asdict(it) for it in self.items],
             "score": score(self) if self.blind else None,
         }
-        atomic_write_text(json_path, json.dumps(doc, indent=2))
+        text = json.dumps(doc, indent=2)
+        _parse_review(json.loads(text), str(json_path))  # never save a review that could not be loaded back
+        atomic_write_text(json_path, text)
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=CSV_FIELDS)
         w.writeheader()

@@ -74,14 +74,17 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         generator, fingerprint, _kind = resolve_generator(args.generator, device=args.device,
-                                                          weights=args.generator_weights)
+                                                          weights=args.generator_weights,
+                                                          weights_prefix=args.weights_prefix)
     except CustomGeneratorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    ds = compute_baseline(args.method, generator, args.K, slices=load_slices(args), seed=args.seed,
-                          n_samples=args.n_samples, generator=fingerprint)
+    from ..utils.folderlock import hold_folder
+
     out = output_path(args.out, args.method)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    path = ds.save(out)
+    with hold_folder(out.parent):  # one writer per folder (issue 22)
+        ds = compute_baseline(args.method, generator, args.K, slices=load_slices(args), seed=args.seed,
+                              n_samples=args.n_samples, generator=fingerprint)
+        path = ds.save(out)
     print(json.dumps({"output": str(path), "method": ds.method, "K": ds.K}))
     return 0

@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, help="run folder")
     add_direction_options(p)
     p.add_argument("--resume", action="store_true", help="continue the checkpoint in --out")
+    p.add_argument("--json", action="store_true", help="print the result as JSON instead of the summary")
     p.set_defaults(func=run)
 
 
@@ -32,6 +33,9 @@ def add_generator_weights(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generator-weights", dest="generator_weights", metavar="FILE",
                    help="weights for a 'module:factory' generator: safetensors, or a state dict "
                         "(read with torch.load(weights_only=True))")
+    p.add_argument("--weights-prefix", dest="weights_prefix", metavar="PREFIX",
+                   help="strip this prefix from the weights' key names (e.g. 'net.' when a training wrapper held "
+                        "the network as self.net); by default a prefix is stripped when exactly one makes the names fit")
 
 
 def add_direction_options(p: argparse.ArgumentParser) -> None:
@@ -105,7 +109,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         generator, fingerprint, kind = resolve_generator(args.generator, device=select_device(device),
-                                                         weights=args.generator_weights)
+                                                         weights=args.generator_weights,
+                                                         weights_prefix=args.weights_prefix)
     except CustomGeneratorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -115,13 +120,41 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         last = drive_stoppable(train_directions(cfg, generator, out, stop), stop)
-    except (ForeignFolderError, NonFiniteLossError) as exc:
+    except (ForeignFolderError, NonFiniteLossError, ValueError) as exc:  # ValueError: e.g. images too small for R
         print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ForeignFolderError) else 1
+        return 1 if isinstance(exc, NonFiniteLossError) else 2
     if isinstance(last, Stopped):
         print(f"stopped at step {last.step}; resume with --resume (checkpoint {last.checkpoint})", file=sys.stderr)
         return 130
     if isinstance(last, Finished):
-        print(json.dumps({"output": str(last.output), **last.metrics}, indent=2))
+        if getattr(args, "json", False):
+            print(json.dumps({"output": str(last.output), **last.metrics}, indent=2))
+        else:
+            print("\n".join(summary_lines(last, args)))
         return 0
     return 1
+
+
+def summary_lines(fin: Finished, args: argparse.Namespace) -> list[str]:
+    """What a finished discovery found, warnings first: RCA beside chance, then where the set is and
+    what to do next (label it, look at it)."""
+    from ..directions.set import LEARNED_RCA, DirectionSet
+
+    ds = DirectionSet.load(fin.output)
+    m, chance = fin.metrics, 1.0 / ds.K
+    rca = m.get("rca")
+    lines = []
+    if isinstance(rca, int | float) and rca < LEARNED_RCA:
+        hint = "more --steps" if getattr(args, "recipe", None) == "cpu" else "more --steps, or --recipe cpu on a CPU"
+        lines.append(f"warning: directions not learned: RCA {rca:.3f}, chance {chance:.3f} (a learned set reaches "
+                     f"{LEARNED_RCA:g} or more; give it {hint})")
+    lines.append(f"{ds.K} directions ({ds.method}, {ds.meta.get('steps', '?')} steps) saved in {fin.output}")
+    if isinstance(rca, int | float):
+        lines.append(f"reconstructor accuracy (RCA) {rca:.3f}, chance {chance:.3f}; shift loss L_s "
+                     f"{m.get('shift_loss', float('nan')):.3f} (raw L1 {m.get('shift_l1', float('nan')):.3f})")
+    weights = f" --generator-weights {args.generator_weights}" if getattr(args, "generator_weights", None) else ""
+    if getattr(args, "weights_prefix", None):
+        weights += f" --weights-prefix {args.weights_prefix}"
+    lines.append(f"next: latentdirs label {fin.output} --generator {args.generator}{weights}   "
+                 "(names each direction; then open the set in napari's Latent navigator)")
+    return lines

@@ -6,18 +6,22 @@ import argparse
 import json
 from pathlib import Path
 
+# analysis.quality.FEATURE_SPACES, spelt out so that the CLI's start does not import torch.
+SPACES = ("inception", "probes", "pixels")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "quality", help="k-NN precision, recall, diversity and FID of a generator beside a real-vs-real ceiling",
         description=(
             "Score N samples of a generator against two independent real samples (fresh phantom slices, or the "
-            "test split of a slice cache): k-NN precision and recall (k = 3) and diversity in TF-Inception "
-            "and phantom-probe feature spaces, each beside the same figure for real against real, plus FID."))
+            "test split of a slice cache): k-NN precision and recall (k = 3) and diversity in the phantom-probe, "
+            "pixel (32x32) and TF-Inception feature spaces, each beside the same figure for real against real "
+            "and for real slices blurred by 1 and 2 px (the scale), plus FID and the checkerboard index."))
     p.add_argument("generator", help="generator file or run folder")
     p.add_argument("--data", default="phantom", help="'phantom' (default) or a slice cache folder")
     p.add_argument("--n", type=int, default=500, help="samples per set (default 500)")
-    p.add_argument("--spaces", nargs="+", choices=("inception", "probes"), default=("inception", "probes"))
+    p.add_argument("--spaces", nargs="+", choices=SPACES, default=SPACES)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fid-weights", dest="fid_weights", help="TorchScript TF-Inception file (default: bundled)")
     p.add_argument("--device", default="cpu")

@@ -26,8 +26,16 @@ def main(args: argparse.Namespace) -> int:
     run = Path(args.run)
     if not (run / "manifest.json").exists() and not (run / "analysis" / "summary.json").exists():
         raise SystemExit(f"{run} is not a run folder (no manifest.json): create it with `latentdirs run --out {run}`")
-    if args.reanalyse or not (run / "analysis" / "summary.json").exists():
-        analyse(run)
-    path = render(run)
+    from ..analysis.report import ReportInputError
+    from ..utils.folderlock import hold_folder
+    from ..utils.paths import OutsideRunError
+
+    try:
+        with hold_folder(run):  # one writer per run folder (issue 22)
+            if args.reanalyse or not (run / "analysis" / "summary.json").exists():
+                analyse(run)
+            path = render(run)
+    except (OutsideRunError, ReportInputError) as exc:
+        raise SystemExit(f"error: {exc}") from None
     print(f"report: {path.resolve()}")
     return 0

@@ -22,11 +22,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..utils.atomic import atomic_path, atomic_write_text
+from ..utils.folderlock import LOCK_NAME, FolderBusyError, hold_folder
 from .preprocess import Preprocessing
 
 
@@ -38,10 +38,14 @@ class CacheFolderError(FileExistsError):
     """The cache folder holds files we did not write, or another prepare is writing it."""
 
 
-#: Written first into every cache folder: the folder is ours, and its lock file.
+#: Written first into every cache folder: the folder is ours (the lock is utils.folderlock's LOCK_NAME).
 CACHE_MARKER = ".latentdirs-cache"
 CACHE_FORMAT = "napari-latentdirs/cache/1"
-_OUR_NAMES = {"parts", "slices.npy", "table.csv", "index.json", CACHE_MARKER}
+#: The cache layout's version, recorded in ``index.json`` and in prepare's per-series settings.
+CACHE_VERSION = 1
+#: The slice table's columns (``table.csv``), in order.
+TABLE_COLUMNS = ("row", "patient_id", "series_uid", "slice_index", "z_mm", "rel_z", "instance_number", "split")
+_OUR_NAMES = {"parts", "slices.npy", "table.csv", "index.json", CACHE_MARKER, LOCK_NAME}
 
 
 def _our_index(path: Path) -> bool:
@@ -75,7 +79,7 @@ def check_cache_folder(path: str | os.PathLike) -> None:
         return
     if not path.is_dir():
         raise CacheFolderError(f"cache folder {path} exists and is not a folder")
-    entries = sorted(e.name for e in os.scandir(path))
+    entries = sorted(e.name for e in os.scandir(path) if e.name != LOCK_NAME)  # a lock file alone: empty
     if not entries:
         return
     if CACHE_MARKER in entries:
@@ -98,36 +102,26 @@ def check_cache_folder(path: str | os.PathLike) -> None:
 
 @contextlib.contextmanager
 def claim_cache_folder(path: str | os.PathLike):
-    """Check ``path`` (see :func:`check_cache_folder`), mark it ours, and hold its lock.
+    """Check ``path`` (see :func:`check_cache_folder`), mark it ours, and hold its lock
+    (``utils.folderlock``: the one lock of every folder a command writes).
 
     With the lock held, temporary files left by a killed earlier run are removed:
     no other process can be writing them.
     """
     path = Path(path)
     check_cache_folder(path)
-    path.mkdir(parents=True, exist_ok=True)
-    marker = path / CACHE_MARKER
-    fd = os.open(marker, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        try:
-            import fcntl
-        except ImportError:  # Windows: no advisory lock; one prepare at a time is then the user's rule
-            fcntl = None
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as e:
-                raise CacheFolderError(f"another `latentdirs prepare` is writing {path}; wait for it or stop it") from e
-        if os.fstat(fd).st_size == 0:
-            os.write(fd, json.dumps({"format": CACHE_FORMAT}).encode())
-            os.fsync(fd)
-        for folder in (path, path / "parts"):
-            for tmp in folder.glob(".*.tmp"):
-                if tmp.is_file() and not tmp.is_symlink():
-                    tmp.unlink(missing_ok=True)
-        yield path
-    finally:
-        os.close(fd)  # releases the lock
+        with hold_folder(path):
+            marker = path / CACHE_MARKER
+            if not marker.is_file() or marker.stat().st_size == 0:
+                atomic_write_text(marker, json.dumps({"format": CACHE_FORMAT}))
+            for folder in (path, path / "parts"):
+                for tmp in folder.glob(".*.tmp"):
+                    if tmp.is_file() and not tmp.is_symlink():
+                        tmp.unlink(missing_ok=True)
+            yield path
+    except FolderBusyError as e:
+        raise CacheFolderError(f"cache folder {e}") from None
 
 
 @dataclass
@@ -163,11 +157,16 @@ class SliceTable:
         )
 
 
-def prepare(root: str | os.PathLike, cache_dir: str | os.PathLike, **kwargs: Any) -> Any:
-    """:func:`.prepare.prepare`, also reachable from here (the training jobs import it from the cache module)."""
-    from .prepare import prepare as _prepare
-
-    return _prepare(root, cache_dir, **kwargs)
+def split_patients(patients: list[str], seed: int, test_fraction: float) -> dict[str, str]:
+    """Deterministic patient-level split (never by slice)."""
+    ordered = sorted(set(patients))
+    n = len(ordered)
+    n_test = 0
+    if test_fraction > 0 and n >= 2:
+        n_test = min(n - 1, max(1, round(test_fraction * n)))
+    perm = np.random.default_rng(seed).permutation(n)
+    test = {ordered[i] for i in perm[:n_test]}
+    return {p: ("test" if p in test else "train") for p in ordered}
 
 
 class SliceCache:
@@ -326,8 +325,6 @@ def _build_cache(
     test_fraction: float,
     dtype: str,
 ) -> SliceCache:
-    from .prepare import CACHE_VERSION, TABLE_COLUMNS, split_patients
-
     if slices is not None:
         slices = np.asarray(slices)
         if slices.ndim != 3 or slices.shape[1] != slices.shape[2]:

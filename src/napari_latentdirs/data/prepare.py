@@ -20,8 +20,8 @@ A series' identity (its ``source_key``) covers each file's name, size,
 modification time and first 16 KiB (every header attribute of an ordinary CT
 file), so an edited file -- even one edited in place at the same size --
 redoes its series. The cache folder must be new, empty or one of ours
-(:func:`~.cache.claim_cache_folder`: a marker file, also the lock that keeps
-two prepares apart); a folder with anything else in it is refused. A root
+(:func:`~.cache.claim_cache_folder`: a marker file, and the folder lock of
+``utils.folderlock`` that keeps two writers apart); a folder with anything else in it is refused. A root
 without any usable CT slice is an error, not an empty "complete" cache.
 Worker processes die with their parent (``PR_SET_PDEATHSIG`` on Linux, and a
 parent-pid watchdog everywhere), so a killed prepare leaves no orphans.
@@ -43,7 +43,6 @@ import multiprocessing as mp
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,15 +50,20 @@ from pathlib import Path
 import numpy as np
 
 from ..utils.atomic import _fsync_dir, atomic_path, atomic_write_text
+from .cache import (
+    CACHE_VERSION,
+    TABLE_COLUMNS,
+    check_cache_folder,
+    claim_cache_folder,
+    split_patients,
+)
 from .preprocess import HU_MAX, HU_MIN, Preprocessing
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
 #: Bytes of each file that enter its series' identity (the whole header of an ordinary CT file;
 #: discovery reads the same bytes, so they are usually in the page cache already).
 HEADER_BYTES = 16384
-TABLE_COLUMNS = ("row", "patient_id", "series_uid", "slice_index", "z_mm", "rel_z", "instance_number", "split")
 
 
 @dataclass(frozen=True)
@@ -122,41 +126,14 @@ def source_key(paths: list[Path]) -> str:
 
 def _worker_init(parent_pid: int) -> None:
     # Die with the parent: a killed prepare must not leave workers holding memory forever.
-    _die_with_parent(parent_pid)
+    from ..utils.processes import die_with_parent
+
+    die_with_parent(parent_pid)
     # One BLAS/OpenMP thread per process: the parallelism is across processes.
     import torch
 
     torch.set_num_threads(1)
     _keep_freed_memory()
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Exit when ``parent_pid`` dies: PR_SET_PDEATHSIG (Linux) plus a watchdog thread.
-
-    The signal is immediate but Linux-only (and tied to the thread that forked us);
-    the watchdog notices re-parenting within a second on any POSIX system.
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        try:
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            pr_set_pdeathsig = 1
-            libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent_pid:  # the parent died before the signal was armed
-        os._exit(1)
-    import threading
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def _keep_freed_memory() -> None:
@@ -320,18 +297,6 @@ def _load_done(parts: Path, name: str, key: str, settings: dict) -> dict | None:
     return None
 
 
-def split_patients(patients: list[str], seed: int, test_fraction: float) -> dict[str, str]:
-    """Deterministic patient-level split (never by slice)."""
-    ordered = sorted(set(patients))
-    n = len(ordered)
-    n_test = 0
-    if test_fraction > 0 and n >= 2:
-        n_test = min(n - 1, max(1, round(test_fraction * n)))
-    perm = np.random.default_rng(seed).permutation(n)
-    test = {ordered[i] for i in perm[:n_test]}
-    return {p: ("test" if p in test else "train") for p in ordered}
-
-
 def _mp_context():
     method = os.environ.get("LATENTDIRS_MP_START")
     if method is None:
@@ -355,7 +320,6 @@ def prepare(
     to interrupt deterministically). ``workers <= 1`` runs in this process.
     """
     from ..dicom.discover import discover_series
-    from .cache import check_cache_folder, claim_cache_folder
 
     cfg = config or PrepareConfig()
     cfg.preprocessing  # noqa: B018 - validates the window and size before anything is read or written

@@ -65,6 +65,9 @@ METHODS: dict[str, MethodSpec] = {
                        "SeFa: eigenvectors of W^T W of the first layer", "SeFa"),
     "pca-encoded": MethodSpec(f"{_B}:pca_encoded_method", False, ("slices", "encoder"),
                               "PCA of a VAE's encoded real slices", "PCA of encoded slices"),
+    "probe-regression": MethodSpec("napari_latentdirs.directions.supervised:probe_regression_method", False, (),
+                                   "supervised: each probe factor regressed on z, the others projected out "
+                                   "(one labelled direction per factor)", "supervised (probe regression)"),
 }
 
 

@@ -49,6 +49,14 @@ class DirectionSet:
         if not np.isfinite(self.A).all():
             bad = sorted({int(k) for k in np.nonzero(~np.isfinite(self.A))[1]})
             raise ValueError(f"A has non-finite values (NaN or inf) in direction(s) {bad[:10]}")
+        # Norms in float32, as every consumer computes them: a finite A whose |a_k|^2 overflows
+        # (entries near 1e19 and up) would give inf norms, NaN unit directions and NaN reviews.
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = np.sqrt(np.sum(self.A * self.A, axis=0, dtype=np.float32))
+        if not np.isfinite(norms).all():
+            bad = [int(k) for k in np.nonzero(~np.isfinite(norms))[0]]
+            raise ValueError(f"direction(s) {bad[:10]} have column norms that overflow float32 "
+                             "(entries too large for a direction); refused")
         if self.labels is not None and len(self.labels) != self.K:
             raise ValueError(f"{len(self.labels)} labels for {self.K} directions")
 
@@ -88,7 +96,7 @@ class DirectionSet:
 
     @classmethod
     def load(cls, path: str | Path) -> DirectionSet:
-        tensors, meta = load_weights(path)
+        tensors, meta = load_weights(path, expected=lambda name: name == "A")  # a set holds A and nothing else
         if meta.get("format") != FORMAT or "A" not in tensors:
             raise ValueError(f"{path} is not a napari-latentdirs direction set")
         labels, metrics, extra = meta.get("labels"), meta.get("metrics", {}), meta.get("meta", {})

@@ -12,6 +12,13 @@ and a reconstructor R for a frozen generator G. Each step:
 3. loss = CE(R_logits(x, x'), k) + gamma * mean |R_alpha(x, x') - alpha|;
    Adam on A and R.
 
+Beyond the paper, ``orthogonal_changes`` (weight lambda > 0) fights the collapse of A onto a
+few strong directions (OroJaR, Wei et al. 2021; the Hessian penalty of Peebles et al. 2020 in
+spirit): the batch is drawn in pairs that share z but shift along two *different* directions,
+and lambda * mean cos^2 between the two image changes G(z + a A e_i) - G(z) and
+G(z + b A e_j) - G(z) is added to the loss. It costs no extra generator pass. With lambda = 0
+the draws are exactly the paper's.
+
 Metrics (``evaluate``): RCA, the reconstructor's accuracy on fresh batches
 (100 by default) in eval mode, as the reference computes it; ``shift_loss``,
 the paper's L_s convention (gamma * mean |alpha_hat - alpha|, what the
@@ -54,6 +61,7 @@ from ..models.registry import preprocessing_of
 from ..paper import GENERATORS as PAPER_GENERATORS
 from ..paper import PAPER_STEPS, generator_kind
 from ..training.state import NonFiniteLossError, RunDir, ScalarLogger, check_run_folder
+from ..utils.folderlock import locked_events
 from ..utils.runtime import bf16_supported, select_device, step_seed
 from ..utils.weights import (
     WeightsFormatError,
@@ -63,6 +71,7 @@ from ..utils.weights import (
     read_meta,
     save_weights,
 )
+from .collapse import collapse_of
 from .matrix import DirectionModel, orthonormality_error
 from .set import DirectionSet
 
@@ -109,6 +118,9 @@ class DirectionsConfig:
     generator_kind: str = "gan"  # gan | vae | analytic (chooses the paper's step count)
     generator_fingerprint: str = ""
     generator_path: str = ""
+    # Weight of the penalty that keeps different directions' image changes orthogonal (module
+    # docstring); 0: the paper's loss and draws.
+    orthogonal_changes: float = 0.0
 
     def __post_init__(self) -> None:
         from .matrix import INITS, VARIANTS
@@ -130,6 +142,10 @@ class DirectionsConfig:
             raise ValueError(f"sync_every must be >= 1, got {self.sync_every}")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"amp must be auto|bf16|off, got {self.amp!r}")
+        if not self.orthogonal_changes >= 0:
+            raise ValueError(f"orthogonal_changes must be >= 0, got {self.orthogonal_changes}")
+        if self.orthogonal_changes > 0 and (self.K < 2 or self.batch_size % 2):
+            raise ValueError("orthogonal_changes needs K >= 2 and an even batch_size (the batch is drawn in pairs)")
         if self.generator_kind not in GENERATOR_KINDS:
             raise ValueError(f"unknown generator_kind {self.generator_kind!r}; choose from {GENERATOR_KINDS}")
 
@@ -175,6 +191,24 @@ def sample_inputs(gen: torch.Generator, batch: int, latent_dim: int, K: int, alp
     return z, k, alpha
 
 
+def pair_inputs(z: torch.Tensor, k: torch.Tensor, gen: torch.Generator, K: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows 2i and 2i+1 share row 2i's latent and shift along two different directions
+    (for ``orthogonal_changes``): the odd rows' directions are redrawn as k + U{1..K-1} mod K."""
+    z = z.clone()
+    z[1::2] = z[0::2]
+    k = k.clone()
+    k[1::2] = (k[0::2] + torch.randint(1, K, (k[1::2].shape[0],), generator=gen, device=k.device)) % K
+    return z, k
+
+
+def change_overlap(x: torch.Tensor, x_shifted: torch.Tensor) -> torch.Tensor:
+    """Mean squared cosine between the image changes of rows 2i and 2i+1 (see ``pair_inputs``)."""
+    d = (x_shifted.float() - x.float()).flatten(1)
+    a, b = d[0::2], d[1::2]
+    cos = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-8)
+    return cos.square().mean()
+
+
 def freeze(generator: nn.Module) -> nn.Module:
     generator.eval()
     generator.requires_grad_(False)
@@ -183,10 +217,11 @@ def freeze(generator: nn.Module) -> nn.Module:
 
 def direction_step(G: nn.Module, A: DirectionModel, R: nn.Module, optimizers: list[torch.optim.Optimizer],
                    z: torch.Tensor, k: torch.Tensor, alpha: torch.Tensor, gamma: float,
-                   amp: torch.dtype | None = None) -> torch.Tensor:
+                   amp: torch.dtype | None = None, orthogonal_changes: float = 0.0) -> torch.Tensor:
     """One optimisation step; returns detached [loss, ce, shift_l1, accuracy]. G must be frozen.
 
     ``amp``: autocast dtype for G and R (bfloat16 needs no gradient scaler); the losses are float32.
+    ``orthogonal_changes``: weight of :func:`change_overlap` (the batch must come from ``pair_inputs``).
     """
     ctx = torch.autocast(z.device.type, dtype=amp) if amp is not None else nullcontext()
     with ctx:
@@ -197,6 +232,8 @@ def direction_step(G: nn.Module, A: DirectionModel, R: nn.Module, optimizers: li
     ce = F.cross_entropy(logits.float(), k)
     l1 = (alpha_hat.float() - alpha).abs().mean()
     loss = ce + gamma * l1
+    if orthogonal_changes > 0:
+        loss = loss + orthogonal_changes * change_overlap(x, x_shifted)
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -295,7 +332,7 @@ def train_directions(cfg: DirectionsConfig, generator: nn.Module, run_dir: str |
     if cfg.variant == "ortho" and latent_dim < cfg.K:
         raise ValueError(
             f"ortho directions need K <= latent_dim: K={cfg.K} > {latent_dim}; use variant 'unit' for K > {latent_dim}")
-    return _train(cfg, generator, Path(run_dir), stop)
+    return locked_events(run_dir, _train(cfg, generator, Path(run_dir), stop))  # one writer per run folder
 
 
 def _config_identity(cfg: DirectionsConfig) -> dict[str, Any]:
@@ -305,6 +342,8 @@ def _config_identity(cfg: DirectionsConfig) -> dict[str, Any]:
     out = {k: getattr(cfg, k) for k in keys}
     if cfg.reconstructor_input is not None:  # (absent from the identity of older checkpoints)
         out["reconstructor_input"] = cfg.reconstructor_input
+    if cfg.orthogonal_changes:
+        out["orthogonal_changes"] = cfg.orthogonal_changes
     return out
 
 
@@ -378,9 +417,12 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
                 path = save(step)
                 yield Stopped(step=step, checkpoint=path)
                 return
-            z, k, alpha = (t.to(device, non_blocking=True) for t in sample_inputs(
-                sample_gen, cfg.batch_size, d, cfg.K, cfg.alpha_max, cfg.alpha_min, torch.device("cpu")))
-            stats = direction_step(G, A, R, opt_list, z, k, alpha, cfg.gamma, amp)
+            z, k, alpha = sample_inputs(sample_gen, cfg.batch_size, d, cfg.K, cfg.alpha_max, cfg.alpha_min,
+                                        torch.device("cpu"))
+            if cfg.orthogonal_changes:
+                z, k = pair_inputs(z, k, sample_gen, cfg.K)
+            z, k, alpha = (t.to(device, non_blocking=True) for t in (z, k, alpha))
+            stats = direction_step(G, A, R, opt_list, z, k, alpha, cfg.gamma, amp, cfg.orthogonal_changes)
             window += stats
             window_n += 1
             pending += stats
@@ -422,6 +464,9 @@ def _train(cfg: DirectionsConfig, G: nn.Module, run_dir: Path, stop: threading.E
             mat = A.matrix().detach().float().cpu()
         if cfg.variant == "ortho":
             metrics["orthonormality_error"] = orthonormality_error(mat)
+        collapse = collapse_of(mat.numpy())
+        metrics.update(collapse.metrics())
+        yield Message(f"directions: {collapse.line()}")
         logger.log(total, {f"eval/{k}": v for k, v in metrics.items()})
         imgs = direction_samples(G, A, seed=cfg.seed, device=device)
         logger.log_images(total, "directions", imgs)
@@ -467,7 +512,7 @@ def write_outputs(run_dir: Path, cfg: DirectionsConfig, A: torch.Tensor, R: nn.M
                   metrics: dict[str, float], steps: int, preprocessing: Preprocessing | None = None) -> Path:
     recon = canonical_reconstructor(cfg.reconstructor)
     meta = {"K": cfg.K, "variant": cfg.variant, "reconstructor": recon, "reconstructor_input": cfg.reconstructor_input,
-            "init": cfg.init, "steps": steps,
+            "init": cfg.init, "steps": steps, "orthogonal_changes": cfg.orthogonal_changes,
             "batch_size": cfg.batch_size, "lr": cfg.lr, "gamma": cfg.gamma, "seed": cfg.seed,
             "generator_kind": cfg.generator_kind, "generator_path": cfg.generator_path,
             "reconstructor_file": RECONSTRUCTOR_FILE, "config": cfg.to_dict()}
@@ -507,15 +552,16 @@ def load_reconstructor(path: str | Path, channels: int = 1) -> nn.Module:
 
 
 def resolve_generator(spec: str | Path, device: str | torch.device = "cpu",
-                      weights: str | Path | None = None) -> tuple[nn.Module, str, str]:
+                      weights: str | Path | None = None, weights_prefix: str | None = None) -> tuple[nn.Module, str, str]:
     """``(generator, fingerprint, kind)`` for a generator file/run folder, ``analytic[:SIZE]``,
-    or a user's ``package.module:factory`` with optional ``weights`` (models/custom.py).
+    or a user's ``package.module:factory`` with optional ``weights`` (models/custom.py; ``weights_prefix``
+    is stripped from their key names).
 
     ``kind`` is ``gan``, ``vae`` or ``analytic`` (it picks the paper's step count).
     """
     from ..models.custom import resolve_custom
 
-    if (custom := resolve_custom(spec, weights, device)) is not None:
+    if (custom := resolve_custom(spec, weights, device, weights_prefix)) is not None:
         return custom
     text = str(spec)
     if text == "analytic" or text.startswith("analytic:"):

@@ -8,6 +8,13 @@ At the paper width (128) that is 32 -> 2048@4 -> 1024@8 -> 512@16 -> 256@32
 LeakyReLU(0.2), no BatchNorm after the first convolution, and a raw logit
 output (the loss is BCEWithLogits).
 
+Upsampling (``g_upsample``): ``transposed`` is the paper's stride-2 transposed convolution,
+whose uneven kernel overlap draws a checkerboard (Odena et al. 2016, "Deconvolution and
+Checkerboard Artifacts"). ``nearest`` / ``bilinear`` resize first and then convolve 3x3
+(resize-convolution, every output pixel sees the same number of taps); ``subpixel`` is a 3x3
+convolution to 4x the channels and a pixel shuffle, initialised with ICNR (Aitken et al. 2017)
+so that at initialisation it equals nearest-neighbour resize-convolution.
+
 Ranges: ``generate(z)`` returns model space [-1, 1] (see ``data.preprocess``,
 whose ``model_to_hu`` is the exact inverse to HU).
 """
@@ -23,6 +30,7 @@ import torch.nn as nn
 from .blocks import as_latent_2d, dcgan_init_
 
 KIND = "dcgan"
+UPSAMPLING = ("transposed", "nearest", "bilinear", "subpixel")
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,9 @@ class DCGANConfig:
     # Minibatch standard deviation (Karras et al. 2018) before D's last layer: D sees how
     # varied a batch is, which counters mode collapse.
     d_mbstd: bool = False
+    # How G doubles its feature maps: the paper's "transposed" convolution, or a checkerboard-free
+    # "nearest" / "bilinear" resize-convolution or "subpixel" (ICNR) convolution.
+    g_upsample: str = "transposed"
 
     def __post_init__(self) -> None:
         n = math.log2(self.image_size)
@@ -47,6 +58,8 @@ class DCGANConfig:
             raise ValueError(f"all sizes must be positive: {self}")
         if self.d_norm not in ("batch", "none"):
             raise ValueError(f"d_norm must be 'batch' or 'none', got {self.d_norm!r}")
+        if self.g_upsample not in UPSAMPLING:
+            raise ValueError(f"g_upsample must be one of {UPSAMPLING}, got {self.g_upsample!r}")
 
     @property
     def levels(self) -> int:
@@ -68,9 +81,9 @@ PRESETS: dict[str, DCGANConfig] = {
     "paper": DCGANConfig(),
     # Narrow channels, same 128x128 geometry: for CPU tests and demos.
     "tiny": DCGANConfig(g_width=4, d_width=4),
-    # The CPU recipe (training/recipes.py): a 0.8M-parameter G, a lighter D without BatchNorm
-    # and with minibatch standard deviation.
-    "cpu": DCGANConfig(g_width=16, d_width=8, d_norm="none", d_mbstd=True),
+    # The CPU recipe (training/recipes.py): a 16-wide G that resizes then convolves (no
+    # checkerboard), a lighter D without BatchNorm and with minibatch standard deviation.
+    "cpu": DCGANConfig(g_width=16, d_width=8, d_norm="none", d_mbstd=True, g_upsample="bilinear"),
 }
 
 
@@ -78,6 +91,36 @@ def dcgan_config(preset: str = "paper", **overrides) -> DCGANConfig:
     if preset not in PRESETS:
         raise ValueError(f"unknown DCGAN preset {preset!r}; choose from {sorted(PRESETS)}")
     return DCGANConfig(**{**PRESETS[preset].to_dict(), **overrides})
+
+
+class SubPixelUp(nn.Module):
+    """3x3 convolution to 4x the channels, then a 2x pixel shuffle."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out * 4, 3, 1, 1, bias=False)
+        self.shuffle = nn.PixelShuffle(2)
+
+    @torch.no_grad()
+    def icnr_(self) -> None:
+        """ICNR: the four sub-pixel kernels of each output channel start equal, so the layer
+        starts as nearest-neighbour resize-convolution (no checkerboard at initialisation)."""
+        w = self.conv.weight  # (c_out * 4, c_in, 3, 3), sub-pixel index fastest
+        base = w[::4].clone()
+        w.copy_(base.repeat_interleave(4, dim=0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.conv(x))
+
+
+def upsample_x2(c_in: int, c_out: int, mode: str) -> nn.Module:
+    """One doubling of G's feature maps (see the module docstring for the modes)."""
+    if mode == "transposed":
+        return nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)
+    if mode == "subpixel":
+        return SubPixelUp(c_in, c_out)
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode=mode),
+                         nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False))
 
 
 class Generator(nn.Module):
@@ -90,10 +133,13 @@ class Generator(nn.Module):
         self.first_layer = nn.ConvTranspose2d(cfg.latent_dim, widths[0], 4, 1, 0, bias=False)
         layers: list[nn.Module] = [nn.BatchNorm2d(widths[0]), nn.ReLU(True)]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(True)]
-        layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]
+            layers += [upsample_x2(c_in, c_out, cfg.g_upsample), nn.BatchNorm2d(c_out), nn.ReLU(True)]
+        layers += [upsample_x2(widths[-1], cfg.channels, cfg.g_upsample), nn.Tanh()]
         self.main = nn.Sequential(*layers)
         dcgan_init_(self)
+        for m in self.modules():
+            if isinstance(m, SubPixelUp):
+                m.icnr_()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.main(self.first_layer(as_latent_2d(z, self.latent_dim)))

@@ -100,7 +100,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> nn.M
     fails at once, whatever size it claims.
     """
     p = resolve(path)
-    meta = read_meta(p)
+    meta = read_meta(p, repair=False)  # write nothing (a sidecar) before the file has proved loadable
     kind, config = meta.get("kind"), meta.get("config")
     if kind is None or config is None:
         raise ValueError(f"{p}: its metadata has no generator 'kind'/'config'; not a napari-latentdirs generator")
@@ -112,7 +112,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu") -> nn.M
     try:
         with torch.device("meta"):  # shapes only: nothing is allocated
             skeleton = build(kind, config)
-    except (TypeError, ValueError, OverflowError) as exc:
+    except (TypeError, ValueError, OverflowError, RuntimeError) as exc:  # RuntimeError: sizes beyond any storage
         raise WeightsFormatError(f"{p}: the {kind} config in its metadata is invalid: {exc}") from exc
     expected = {k: v.shape for k, v in skeleton.state_dict().items()}
     check_shapes(p, expected, read_header(p), prefix, what=f"{kind} generator")

@@ -13,8 +13,21 @@ factors, and which ground-truth column each is scored against, are in ``probes.f
 
 from __future__ import annotations
 
+from typing import Any
+
 from .factors import FACTOR_NAMES, Acquisition, SubjectFactors, sample_acquisition, sample_subject
-from .sampling import sample_slices, slices_for
+
+# sampling imports torch (its model-space mapping): 2 s that napari's Open Sample, which
+# needs only the factors and the volume renderer, waited for on its GUI thread (issue 19).
+_LAZY = {"sample_slices", "slices_for"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import sampling
+
+        return getattr(sampling, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "FACTOR_NAMES",

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .anatomy import SliceRenderer, add_noise, fov_mask
 from .factors import Acquisition, SubjectFactors
 
 #: Patient z (mm, DICOM LPS: superior is +) of the lung apex (t = 0).
@@ -81,6 +80,10 @@ def render_volume(
     faster, and the result has what a standard reconstruction kernel gives
     anyway (about 1.5-pixel blur and noise correlated over ~2 pixels).
     """
+    # here, not at the top: scan_geometry alone (napari's Open Sample on its GUI thread) then
+    # needs neither the anatomy nor scipy, whose import took a few hundred ms (issue 19)
+    from .anatomy import SliceRenderer, add_noise, fov_mask
+
     n = matrix or acq.matrix
     if half_res is None:
         half_res = n >= 384 and n % 2 == 0

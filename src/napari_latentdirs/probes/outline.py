@@ -225,7 +225,7 @@ def measure(x: np.ndarray, zlevel_model=None, preprocessing: Any = None) -> dict
     Returns a dict keyed by ``PROBE_NAMES`` of float64 arrays of length N.
     """
     out, feats = shape_and_features(x, preprocessing)
-    from . import zlevel
+    from . import zlevel  # torch loads on the first measurement, not on import
 
     model = zlevel_model if zlevel_model is not None else zlevel.default_regressor()
     out[Z_LEVEL] = zlevel.predict_features(model, feats) if model is not None else np.full(len(feats), np.nan)

@@ -1,11 +1,13 @@
 """Anatomical level regressor: slice -> t in [0, 1] (apex -> upper abdomen).
 
-A small MLP on the body-aligned polar resampling from ``probes`` (translation,
-scale and rotation are normalised away by construction, so it learns anatomy
-rather than body shape). The packaged weights
+A small MLP on the body-aligned polar resampling that ``outline`` computes with
+its other probes (translation, scale and rotation are normalised away by
+construction, so it learns anatomy rather than body shape). The packaged weights
 (``assets/zlevel_regressor.safetensors``) were trained on phantom slices by
 ``training/make_zlevel_regressor.py``. On real data, train a fresh one with
-``train_regressor(x, t)`` using each slice's relative position in its scan.
+``train_regressor_features(outline.polar_features(x), t)`` using each slice's
+relative position in its scan. This module works on those features only:
+``outline`` imports it, never the other way round.
 """
 
 from __future__ import annotations
@@ -20,16 +22,14 @@ import torch
 from torch import nn
 
 from ..utils.weights import load_weights, save_weights
-from .outline import POLAR_ANGLES, POLAR_RADII, polar_features
 
 log = logging.getLogger(__name__)
 
-N_FEATURES = POLAR_ANGLES * POLAR_RADII
 ASSET_NAME = "zlevel_regressor.safetensors"
 
 
 class ZLevelRegressor(nn.Module):
-    def __init__(self, n_features: int = N_FEATURES, hidden: int = 96):
+    def __init__(self, n_features: int, hidden: int = 96):
         super().__init__()
         self.n_features = n_features
         self.hidden = hidden
@@ -49,13 +49,6 @@ def predict_features(model: ZLevelRegressor, feats: np.ndarray) -> np.ndarray:
     model.eval()
     with torch.no_grad():
         return model(torch.from_numpy(np.asarray(feats, dtype=np.float32))).double().numpy()
-
-
-def predict(x: np.ndarray, model: ZLevelRegressor | None = None) -> np.ndarray:
-    model = model or default_regressor()
-    if model is None:
-        raise FileNotFoundError(f"no packaged z-level regressor ({ASSET_NAME}); run training/make_zlevel_regressor.py")
-    return predict_features(model, polar_features(x))
 
 
 def train_regressor_features(
@@ -83,11 +76,6 @@ def train_regressor_features(
         sched.step()
     model.eval()
     return model
-
-
-def train_regressor(x: np.ndarray, t: np.ndarray, **kw) -> ZLevelRegressor:
-    """Train on model-space slices ``x`` (N, H, W) with levels ``t`` in [0, 1]."""
-    return train_regressor_features(polar_features(x), t, **kw)
 
 
 def save_regressor(model: ZLevelRegressor, path: str | Path, meta: dict | None = None) -> Path:

@@ -12,10 +12,10 @@ import numpy as np
 
 from ..console import Progress
 from ..utils.atomic import atomic_write_text
+from ..utils.paths import from_run, plain_name, rel_to
 from ..utils.weights import json_default
 from . import notes
 from .config import PipelineConfig
-from .folder import from_run, rel_to
 from .manifest import Manifest, Timer
 from .showcase import main_set, sample_figure, showcase
 
@@ -36,15 +36,22 @@ def _load_slices(cache: Path, split: str, n: int, seed: int) -> np.ndarray:
     return x.reshape(x.shape[0], *x.shape[-2:])
 
 
-def _codes(z: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """Latent coordinates along the directions: pinv(A) z (min-norm when K > d)."""
-    An = A / np.maximum(np.linalg.norm(A, axis=0, keepdims=True), 1e-12)
-    return z @ np.linalg.pinv(An).T
-
-
 def _saved_config(run: Path, man: Manifest) -> PipelineConfig:
     saved = dict(man.data.get("config", {}))
     return PipelineConfig.from_dict({**saved, "out": str(run)}) if saved else PipelineConfig(out=str(run))
+
+
+def _check_entries(run: Path, man: Manifest) -> None:
+    """Every name and path in the manifest lies inside the run (issue 22): checked before
+    anything is read or written, so a hostile or hand-edited run changes nothing outside it."""
+    where = f"{run / 'manifest.json'}:"
+    for kind, gen in man.data.get("generators", {}).items():
+        from_run(run, gen.get("path"), f"{where} generators[{kind!r}].path")
+    for name, info in man.data.get("sets", {}).items():
+        plain_name(name, f"{where} the set name {name!r}")  # it names analysis/labels/<name>.json
+        from_run(run, info.get("path"), f"{where} sets[{name!r}].path")
+    if man.data.get("cache"):
+        from_run(run, man.data["cache"], f"{where} cache")
 
 
 def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = None, progress: bool | None = None) -> Path:
@@ -56,6 +63,7 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
 
     run = Path(run)
     man = Manifest(run)
+    _check_entries(run, man)
     cfg = cfg or _saved_config(run, man)
     prog = Progress(cfg.progress if progress is None else progress)
     gens = {k: load_generator(from_run(run, v["path"])) for k, v in man.data["generators"].items()}
@@ -80,7 +88,7 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
         "figures": {"gifs": []},
         "labelling_note": notes.labelling_note(lcfg, probes),
         "disentanglement_note": notes.disentanglement_note(cfg.score_samples),
-        "comparison_note": notes.comparison_note(cfg.learned_rca, cfg.compare_boot),
+        "comparison_note": notes.comparison_note(cfg.learned_rca, cfg.compare_boot, cfg.random_sets, lcfg.min_effect),
     }
     rng = np.random.default_rng(cfg.seed + 1)
     base: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -91,7 +99,7 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
 
     sets_out, labels_by_set = _label_and_score(run, man, cfg, gens, base, probes, lcfg, prog, summary)
     summary["direction_sets"] = sets_out
-    summary["comparison"] = _compare(sets_out, labels_by_set, probes, cfg, summary)
+    summary["comparison"] = _compare(run, sets_out, labels_by_set, probes, cfg, summary, gens, lcfg, prog)
     summary["factors_found"] = {s["name"]: s["found"] for s in sets_out if s.get("learned", True)}
     summary["table1"] = _table1(sets_out)
     if cfg.preset == "tiny":
@@ -111,8 +119,9 @@ def analyse(run: str | Path, cfg: PipelineConfig | None = None, probes: Any = No
 
 
 def _label_and_score(run, man, cfg, gens, base, probes, lcfg, prog, summary):
-    from ..analysis.disentanglement import dci, mig
-    from ..analysis.labelling import LabelResult, label_directions
+    from ..analysis.disentanglement import scores_with_controls
+    from ..analysis.labelling import LabelResult, describe_directions, label_directions
+    from ..directions.collapse import collapse_of
     from ..directions.set import NOT_LEARNED, DirectionSet
     from ..probes.factors import PAPER_FACTORS
 
@@ -139,7 +148,8 @@ def _label_and_score(run, man, cfg, gens, base, probes, lcfg, prog, summary):
             # The set carries its labels and its run, so the navigator shows them when it is opened.
             DirectionSet(ds.A, ds.method, ds.generator, list(res.labels), dict(ds.metrics),
                          {**ds.meta, "run": run.name, "set": name, "label_alphas": list(lcfg.alphas),
-                             "selectivity": res.selectivity.tolist()}).save(ds_path)
+                             "selectivity": res.selectivity.tolist(),
+                             "descriptions": describe_directions(res)}).save(ds_path)
         labels_by_set[name] = res
         z, V = base[info["generator"]]
         ok = np.all(np.isfinite(V), axis=1)
@@ -154,15 +164,15 @@ def _label_and_score(run, man, cfg, gens, base, probes, lcfg, prog, summary):
             summary["warnings"].append(
                 f"{name}: the {probes.name} probes accepted only {100 * res.valid_fraction:.0f}% of the generator's samples "
                 "(no body-like image): its labels and scores carry little meaning")
-        try:
-            if ok.sum() < 20:
-                raise ValueError(f"only {int(ok.sum())} of {len(ok)} samples could be measured")
-            codes = _codes(z[ok], ds.A)
-            row["mig"] = mig(codes, V[ok]).mig
-            d = dci(codes, V[ok])
-            row.update(dci_d=d.disentanglement, dci_c=d.completeness, dci_i=d.informativeness)
-        except ValueError as exc:
-            summary["warnings"].append(f"{name}: scores not computed ({exc})")
+        row["collapse"] = collapse_of(ds.A).to_dict()
+        # Scores with their controls for every set but the 2nd.. random sets of a K (they would repeat the first).
+        if info.get("method") != "random" or int(info.get("seed", 0)) == 0:
+            try:
+                if ok.sum() < 20:
+                    raise ValueError(f"only {int(ok.sum())} of {len(ok)} samples could be measured")
+                row.update(scores_with_controls(z[ok], V[ok], ds.A, seed=cfg.seed))
+            except ValueError as exc:
+                summary["warnings"].append(f"{name}: scores not computed ({exc})")
         fsel = res.factor_selectivity()
         row["selectivity"] = float(np.mean(list(fsel.values())))
         row["selectivity_per_factor"] = fsel
@@ -208,41 +218,86 @@ def _label_in_workers(run: Path, man: Manifest, cfg: PipelineConfig, probes: Any
             todo.append((name, str(from_run(run, gen["path"])), str(from_run(run, info["path"])), str(lpath)))
     if len(todo) < 2 or probes.name != "phantom" or not parallel_on_cpu(cfg):
         return set()
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from ..utils.processes import worker_pool
 
     prog.stage(f"labelling {len(todo)} direction sets, {cfg.workers} at a time")
     prep = preprocessing_of(todo[0][1]).to_dict()
-    with ProcessPoolExecutor(cfg.workers, mp_context=mp.get_context("spawn")) as pool:
+    with worker_pool(cfg.workers) as pool:  # workers die with this process (Ctrl-C, SIGTERM, kill)
         list(pool.map(_label_one, *zip(*[(g, d, lp, asdict(lcfg), prep) for _, g, d, lp in todo])))
     return {t[0] for t in todo}
 
 
-def _compare(sets_out, labels_by_set, probes, cfg, summary) -> dict[str, Any]:
-    """Discovered (learned) sets against the matched random sets, per generator."""
+def _cells(sets_out: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Discovered sets by cell (generator, reconstructor, configuration), seeds together."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for s in sets_out:
+        if s.get("kind") == "discovered":
+            out.setdefault(f"{s['generator']}-{s.get('reconstructor')}-{s.get('config')}", []).append(s)
+    return out
+
+
+def _compare(run, sets_out, labels_by_set, probes, cfg, summary, gens, lcfg, prog) -> dict[str, Any]:
+    """Every cell's learned sets (its seeds) against the random sets of the same generator and K; as measured
+    and, with ``cfg.equal_change``, at equal image change. No pooled "discovered" group."""
     from ..analysis.comparison import compare_sets
 
     out: dict[str, Any] = {}
-    for kind in dict.fromkeys(s["generator"] for s in sets_out):
-        disc = [s for s in sets_out if s["generator"] == kind and s.get("kind") == "discovered"]
+    for key, disc in _cells(sets_out).items():
+        kind, K = disc[0]["generator"], int(disc[0]["K"])
         learned = [s for s in disc if s.get("learned", True)]
-        rand = [s for s in sets_out if s["generator"] == kind and s.get("method") == "random"]
-        entry: dict[str, Any] = {"discovered": [s["name"] for s in learned], "random": [s["name"] for s in rand],
-                                 "not_learned": [s["name"] for s in disc if s not in learned]}
+        rand = [s for s in sets_out if s["generator"] == kind and s.get("method") == "random" and int(s["K"]) == K]
+        entry: dict[str, Any] = {"generator": kind, "reconstructor": disc[0].get("reconstructor"),
+                                 "cell": disc[0].get("config"), "K": K, "discovered": [s["name"] for s in learned],
+                                 "random": [s["name"] for s in rand], "not_learned": [s["name"] for s in disc if s not in learned]}
         if learned and rand:
+            d_res = [labels_by_set[s["name"]] for s in learned]
+            r_res = [labels_by_set[s["name"]] for s in rand]
             try:
-                cmp = compare_sets([labels_by_set[s["name"]] for s in learned], [labels_by_set[s["name"]] for s in rand],
-                                   probes, n_boot=cfg.compare_boot, seed=cfg.seed)
+                cmp = compare_sets(d_res, r_res, probes, n_boot=cfg.compare_boot, seed=cfg.seed)
             except ValueError as exc:
-                summary["warnings"].append(f"{kind}: comparison with random directions not computed ({exc})")
+                summary["warnings"].append(f"{key}: comparison with random directions not computed ({exc})")
             else:
                 entry.update(cmp.to_dict())
-                entry["beats_random"] = [r.factor for r in cmp.rows if r.ci[0] > 0]
-                entry["below_random"] = [r.factor for r in cmp.rows if r.ci[1] < 0]
+                if cfg.equal_change:
+                    try:
+                        entry["equal_change"] = _equal_change(run, learned, d_res, r_res, gens[kind], probes, cfg,
+                                                              lcfg, prog)
+                    except ValueError as exc:
+                        summary["warnings"].append(f"{key}: equal-image-change comparison not computed ({exc})")
         elif disc:
-            summary["warnings"].append(f"{kind}: no learned direction set to compare with random directions")
-        out[kind] = entry
+            summary["warnings"].append(f"{key}: no learned direction set to compare with random directions")
+        if not rand:
+            summary["warnings"].append(f"{key}: no random set with K = {K} to compare with")
+        out[key] = entry
     return out
+
+
+def _equal_change(run, learned, d_res, r_res, G, probes, cfg, lcfg, prog) -> dict[str, Any]:
+    """Relabel each learned set with its shifts rescaled to the random sets' mean image change, then compare."""
+    from dataclasses import replace
+
+    from ..analysis.comparison import compare_sets, equal_change_scale
+    from ..analysis.labelling import LabelResult, label_directions
+    from ..directions.set import DirectionSet
+
+    target = float(np.mean([r.image_change.mean() for r in r_res]))
+    a_max = float(np.max(np.abs(lcfg.alphas)))
+    scaled, scales = [], {}
+    for s, res in zip(learned, d_res, strict=True):
+        ds = DirectionSet.load(from_run(run, s["path"]))
+        scale = equal_change_scale(G, ds.A, target, a_max, n_latents=lcfg.n_latents, seed=lcfg.seed)
+        alphas = tuple(float(a * scale) for a in lcfg.alphas)
+        lpath = run / "analysis" / "labels" / f"{s['name']}@equal-change.json"
+        old = LabelResult.load(lpath) if lpath.exists() else None
+        if old is None or not np.allclose(old.config.get("alphas", ()), alphas):
+            prog.stage(f"labelling {s['name']} at equal image change (shifts x {scale:.2f})")
+            old = label_directions(G, ds, probes, replace(lcfg, alphas=alphas))
+            old.save(lpath)
+        scaled.append(old)
+        scales[s["name"]] = {"scale": scale, "image_change": float(res.image_change.mean()),
+                             "image_change_scaled": float(old.image_change.mean())}
+    cmp = compare_sets(scaled, r_res, probes, n_boot=cfg.compare_boot, seed=cfg.seed)
+    return {**cmp.to_dict(), "target_image_change": target, "scales": scales}
 
 
 def _table1(sets_out: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -301,12 +356,16 @@ def _figures(run, man, cfg, gens, sets_out, labels_by_set, rdir, window, summary
         ks, labs = showcase(res)
         fig[f"fig2_{kind}"] = figs.fig_direction_grid(G, ds.A, ks, labs, rdir / f"fig2_{kind}.png", seed=cfg.seed,
                                                      window=window, title=f"{kind.upper()}: {main['name']}").name
+        # the report's caption says what the rows are: factors found first, then the best-ranked others
+        best_per_factor = {int(v["direction"]) for v in res.found().values()}
+        fig[f"fig2_{kind}_rows"] = {"found": sum(k in best_per_factor for k in ks), "rows": len(ks)}
         rand = next((s for s in sets_out if s["generator"] == kind and s.get("method") == "random"), None)
         if rand is not None:
-            top, _ = showcase(res, 5)
+            top, top_labs = showcase(res, 5)
             key = "fig9" if kind == "gan" else "fig10"
             fig[key] = figs.fig_random_vs_discovered(G, DirectionSet.load(from_run(run, rand["path"])).A, ds.A,
                                                      rdir / f"{key}_{kind}.png", ks_found=top, seed=cfg.seed, window=window,
+                                                     labels_found=top_labs,
                                                      title=f"{kind.upper()}: {rand['name']} (left) vs {main['name']} (right)").name
         if kind == "vae":
             for k, lab in list(zip(ks, labs))[: cfg.gifs]:
@@ -350,9 +409,25 @@ def _interpolation_and_memorization(run, man, cfg, gens, rdir, window, summary, 
         f11 = figs.fig_interpolation(it.originals, it.frames, rdir / f"fig11_{kind}.png", window=window,
                                      title=f"{kind.upper()} interpolation between two held-out slices")
         summary["interpolation"][kind] = {"figure": f11.name, "method": it.embedding.method,
-                                          "mse": [float(v) for v in it.embedding.mse], "smoothness": it.smoothness}
+                                          "mse": [float(v) for v in it.embedding.mse], "smoothness": it.smoothness,
+                                          **texture_and_hu(G, it)}
         zs = np.random.default_rng(cfg.seed + 2).standard_normal((cfg.memorization_samples, G.latent_dim)).astype(np.float32)
         m = memorization(generate_images(G, zs), train, test)
         summary["memorization"][kind] = {"generated_median": m.generated_median, "heldout_median": m.heldout_median,
                                          "ratio": m.ratio, "copies": m.copies, "train_slices": int(len(train)),
                                          "heldout_slices": int(len(test))}
+
+
+def texture_and_hu(G: Any, it: Any) -> dict[str, float]:
+    """What pixel MSE does not say about an interpolation: the embedding error as an RMS in HU under
+    the generator's window, and the checkerboard index of the path's frames (grid-pattern power over
+    that of the two real slices; about 1 for real CT). Pixel error is dominated by air and the body
+    outline, so a grainy GAN image can score a lower MSE than a blurred VAE image that looks closer
+    to the slice; the checkerboard index measures the texture the eye sees."""
+    from ..analysis.quality import checkerboard_index
+    from ..models.registry import preprocessing_of
+
+    prep = preprocessing_of(G)
+    half_range = float(prep.model_to_hu(np.float32(1.0)) - prep.model_to_hu(np.float32(-1.0))) / 2
+    return {"rms_hu": [float(np.sqrt(max(v, 0.0)) * half_range) for v in it.embedding.mse],
+            "checkerboard": float(checkerboard_index(it.frames, it.originals).generated)}

@@ -42,7 +42,7 @@ class PipelineConfig:
     fid: bool = False
     quality_samples: int = 300  # k-NN precision / recall samples per generator (0: skip)
     # Inception features of 900 images cost minutes on a CPU; the bundled models' README.json has them.
-    quality_spaces: tuple[str, ...] = ("probes",)
+    quality_spaces: tuple[str, ...] = ("probes", "pixels")
     # directions: the recipe (training.recipes.DIRECTION_RECIPES) and the grid
     direction_recipe: str = "cpu"
     # steps per (generator, reconstructor); empty: the recipe's, else the paper's x direction_steps_scale
@@ -58,8 +58,13 @@ class PipelineConfig:
     cells: tuple[str, ...] = ("unit32",)
     generators: tuple[str, ...] = GENERATORS
     reconstructors: tuple[str, ...] = ("lenet",)
-    # The matched random sets are always made (one per seed); GANSpace and SeFa in the paper preset.
+    # The matched random sets are always made; GANSpace and SeFa in the paper preset.
     baselines: tuple[str, ...] = ("random",)
+    # Random sets per (generator, K among the cells): the comparison's random group (issue 18: >= 10).
+    random_sets: int = 10
+    # Also compare at equal image change: each discovered set relabelled with its shifts rescaled so that
+    # it changes the image as much as the random sets do (analysis.comparison.equal_change_scale).
+    equal_change: bool = True
     # A discovered set whose RCA is below this is flagged "not learned" and kept out of the
     # discovered-versus-random comparison.
     learned_rca: float = LEARNED_RCA
@@ -68,7 +73,7 @@ class PipelineConfig:
     label_alphas: tuple[float, ...] = (-6.0, -3.0, 3.0, 6.0)  # the figures' and navigator's range
     label_boot: int = 100
     compare_boot: int = 300
-    score_samples: int = 300
+    score_samples: int = 2000  # MIG needs >= 2000 (on 300 noise alone scores as much as the codes)
     interp_steps: int = 10
     inversion_restarts: int = 2
     inversion_steps: int = 100
@@ -91,6 +96,8 @@ class PipelineConfig:
                              f"{sorted(CELLS)}, {GENERATORS}, {RECONSTRUCTORS}, {BASELINES}")
         if not self.direction_seeds:
             raise ValueError("direction_seeds must name at least one seed")
+        if self.random_sets < 1:
+            raise ValueError(f"random_sets must be >= 1, got {self.random_sets}")
         if self.workers < 1 or self.patients < 1 or not 0.0 <= self.learned_rca <= 1.0:
             raise ValueError(f"workers >= 1, patients >= 1 and 0 <= learned_rca <= 1 required: "
                              f"{self.workers}, {self.patients}, {self.learned_rca}")
@@ -126,7 +133,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "reconstructor_input": None,
         "direction_steps_scale": 1.0,
         "baselines": BASELINES,
-        "quality_spaces": ("probes", "inception"),
+        "quality_spaces": ("probes", "pixels", "inception"),
         "direction_seeds": (0,),
         "cells": tuple(CELLS),
         "reconstructors": RECONSTRUCTORS,

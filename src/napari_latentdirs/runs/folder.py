@@ -1,9 +1,9 @@
-"""Run folders (``latentdirs run --out``): which folders are ours, and paths stored inside them.
+"""Run folders (``latentdirs run --out``): which folders are ours.
 
 A run folder is refused unless it is new, empty, or holds a manifest.json we
-wrote, so a run never merges into or writes over someone else's files. Paths
-in manifest.json and summary.json are stored relative to the run when they
-lie inside it, so a copied or moved run reads its own files (and reviews).
+wrote, so a run never merges into or writes over someone else's files. How
+paths are stored inside a run (``rel_to``/``from_run``) is :mod:`..utils.paths`,
+below the analysis that reads them back.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 from typing import Any
+
+from ..utils.folderlock import LOCK_NAME
 
 #: Marks a manifest.json as ours (older runs are recognised by their keys).
 RUN_FORMAT = "napari-latentdirs/run/1"
@@ -41,7 +43,7 @@ def check_run_folder(out: Path) -> None:
         return
     if not out.is_dir():
         raise RunFolderError(f"--out {out} exists and is not a folder")
-    entries = sorted(e.name for e in os.scandir(out))
+    entries = sorted(e.name for e in os.scandir(out) if e.name != LOCK_NAME)  # a lock file alone: empty
     if not entries:
         return
     man = out / "manifest.json"
@@ -63,28 +65,4 @@ def check_run_folder(out: Path) -> None:
     )
 
 
-def rel_to(run: Path, path: str | Path) -> str:
-    """``path`` as stored in manifest.json and summary.json: relative to the run when inside it,
-    so a copied or moved run keeps pointing at its own files."""
-    p = Path(path)
-    try:
-        return Path(os.path.relpath(p.resolve(), Path(run).resolve())).as_posix() if _inside(p, run) else str(p)
-    except ValueError:  # another drive (Windows)
-        return str(p)
-
-
-def _inside(p: Path, run: Path) -> bool:
-    try:
-        p.resolve().relative_to(Path(run).resolve())
-    except ValueError:
-        return False
-    return True
-
-
-def from_run(run: Path, stored: str | Path) -> Path:
-    """A stored path back: relative ones are under the run; absolute ones (older runs) as they are."""
-    p = Path(stored)
-    return p if p.is_absolute() else Path(run) / p
-
-
-__all__ = ["RUN_FORMAT", "RunFolderError", "check_run_folder", "from_run", "rel_to"]
+__all__ = ["RUN_FORMAT", "RunFolderError", "check_run_folder"]

@@ -9,31 +9,42 @@ def labelling_note(lcfg: Any, probes: Any) -> str:
     return (
         f"Each direction (unit length) shifts {lcfg.n_latents} random latents by alpha in {list(lcfg.alphas)} (the range "
         f"the figures and the navigator show); the '{probes.name}' probes measure {', '.join(probes.factors)}. Effect = "
-        "|mean slope| x max alpha in units of the factor's natural SD (bootstrap 95% CI over latents); significant "
-        f"effect = effect - {lcfg.z:g} SE (t-widened). Label = top factor if its share of the significant effects not "
+        "|mean slope| x max alpha in units of the factor's natural SD (slopes fitted on the shifts the probes could "
+        f"measure; bootstrap 95% CI over latents); significant effect = the full effect where it exceeds {lcfg.z:g} SE "
+        "(t-widened), else 0. Label = top factor if its share of the significant effects not "
         f"explained as its known consequences (selectivity) >= {lcfg.selectivity_threshold:g} and >= "
         f"{100 * lcfg.min_consistency:.0f}% of latents agree on the sign, 'entangled' otherwise, 'no effect' if the top "
         f"significant effect < {lcfg.min_effect:g}. Duplicates: |cos| of effect vectors >= {lcfg.duplicate_effect_corr:g} "
-        f"and of image changes >= {lcfg.duplicate_image_corr:g}. Factor cells show significant effects."
+        f"and of image changes >= {lcfg.duplicate_image_corr:g}. Factor cells show significant effects; 'does' "
+        "names the top two factors with their signs and shares of the significant effects."
     )
 
 
 def disentanglement_note(score_samples: int) -> str:
     return (
         f"{score_samples} latents z ~ N(0, I) per generator; factors = the probes on G(z); codes = pinv(A) z "
-        "(coordinates along the unit directions). MIG (Chen et al. 2018, 20 histogram bins), DCI (Eastwood & Williams "
-        "2018, LASSO importances; I = test NRMSE, lower is better), selectivity = mean over the factors of the best "
-        "labeller selectivity among directions whose top factor it is (0 when none)."
+        "(coordinates along the unit directions). MIG (Chen et al. 2018, 20 histogram bins) beside its noise floor (MIG "
+        "against row-shuffled factors); DCI (Eastwood & Williams 2018, LASSO importances; I = test NRMSE, lower is "
+        "better) beside DCI D of A orthonormalised (polar factor) and of a random matrix with A's singular values: DCI "
+        "follows A's conditioning, so only a D above both controls says something. Selectivity = mean over the factors "
+        "of the best selectivity for the factor among directions whose effect on it reaches the floor, one per "
+        "duplicate group. Eff. rank = participation ratio of A's singular values; dup. = groups of columns with "
+        "|cos| >= 0.9."
     )
 
 
-def comparison_note(learned_rca: float, n_boot: int) -> str:
+def comparison_note(learned_rca: float, n_boot: int, random_sets: int = 10, min_effect: float = 0.3) -> str:
     return (
-        "Per factor: the best selectivity any direction of a set reaches for it (0 when no direction's top factor is "
-        "that factor), averaged over the discovered sets and over the matched random sets (same generator, same K, "
-        f"unit columns, one per discovery seed). The 95% interval of the difference comes from {n_boot} hierarchical "
-        "bootstrap resamples (sets, then the latents each direction was measured on). Only sets whose reconstructor "
-        f"accuracy (RCA) reached {learned_rca:g} count as discovered; the others are listed as not learned."
+        "Per cell (generator, reconstructor, A configuration; its discovery seeds together) against "
+        f"{random_sets} random sets of the same generator and the same K (unit columns), all measured on the same "
+        "latents. Per factor: the best selectivity for that factor over all directions of a set whose significant "
+        f"effect on it reaches {min_effect:g} natural SDs at the largest shift, one direction per duplicate group (0 "
+        f"when none), averaged over the sets of each group. {n_boot} paired bootstrap replicates: the latents resampled "
+        "jointly for all sets, the sets' scatter resampled from both groups' residuals pooled; two-sided bootstrap p, "
+        "Holm-corrected across the factors (a factor beats random when its Holm p < 0.05; the 95% interval beside it is "
+        "uncorrected). 'At equal image change': each discovered set relabelled with its shifts rescaled so that it "
+        "changes the image as much as the random sets on average. Only sets whose reconstructor accuracy (RCA) "
+        f"reached {learned_rca:g} count as discovered; the others are listed as not learned."
     )
 
 

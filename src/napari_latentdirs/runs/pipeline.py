@@ -21,6 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..console import Progress
+from ..utils.folderlock import hold_folder
 from .analyse import analyse
 from .config import PRESETS, PipelineConfig, make_config
 from .folder import RunFolderError, check_run_folder
@@ -30,11 +31,15 @@ from .stages import stage_data, stage_directions, stage_generators, stage_qualit
 
 def run_pipeline(cfg: PipelineConfig) -> Path:
     """All stages; returns the report path."""
-    from ..analysis.report import render
-
     out = Path(cfg.out)
     check_run_folder(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with hold_folder(out):  # one writer per run folder (issue 22)
+        return _run_stages(cfg, out)
+
+
+def _run_stages(cfg: PipelineConfig, out: Path) -> Path:
+    from ..analysis.report import render
+
     prog = Progress(cfg.progress)
     man = Manifest(out)
     man.data["config"] = cfg.to_dict()

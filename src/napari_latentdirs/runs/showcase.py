@@ -39,13 +39,19 @@ def showcase(res: Any, n: int = 8) -> tuple[list[int], list[str]]:
         ks.append(k)
         labs.append(label)
 
-    for f, v in res.found().items():
+    found = res.found()
+    for f, v in found.items():
         take(int(v["direction"]), f"#{v['direction']} {f} ({v['selectivity']:.2f})")
+    # Beyond the found factors a bare "entangled" says nothing: show what the direction does.
+    desc = res.descriptions()
     for k in np.argsort(res.rank):
         if len(ks) >= n:
             break
         if int(k) not in ks:
-            take(int(k), f"#{int(k)} {res.labels[k]}")
+            lab = res.labels[k]
+            # a factor's best direction is already a row above: this one is its second, not a second "#29 width"
+            name = (f"{lab}, 2nd ({res.selectivity[k]:.2f})" if lab in found else lab) if lab in res.factors else desc[k]
+            take(int(k), f"#{int(k)} {name}")
     return ks[:n], labs[:n]
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..console import Progress
+from ..utils.paths import from_run, rel_to
 from .config import CELLS, PipelineConfig
-from .folder import from_run, rel_to
 from .manifest import Manifest, Timer
 
 
@@ -157,8 +157,13 @@ def set_name(kind: str, rec: str, cell: str, seed: int, cfg: PipelineConfig) -> 
     return base if len(cfg.direction_seeds) == 1 else f"{base}-s{seed}"
 
 
-def random_name(kind: str, seed: int, cfg: PipelineConfig) -> str:
-    return f"{kind}-random" if len(cfg.direction_seeds) == 1 else f"{kind}-random-s{seed}"
+def random_name(kind: str, K: int, index: int) -> str:
+    """The ``index``-th random set of K directions for one generator (matched in K to the cells)."""
+    return f"{kind}-random-K{K}-s{index}"
+
+
+def cell_K(cell: str) -> int:
+    return CELLS[cell][1]
 
 
 def direction_config(cfg: PipelineConfig, kind: str, rec: str, cell: str, seed: int, gfile: Path, fp: str) -> Any:
@@ -236,12 +241,12 @@ def stage_directions(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, 
 
     workers = min(cfg.workers, len(pending))
     if workers > 1 and parallel_on_cpu(cfg):
-        import multiprocessing as mp
+        from ..utils.processes import worker_pool
 
         prog.stage(f"discovering {len(pending)} direction sets, {workers} at a time: "
                    + ", ".join(p[0] for p in pending))
         tm = Timer()
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        with worker_pool(workers) as pool:  # workers die with this process (Ctrl-C, SIGTERM, kill)
             futs = {pool.submit(_train_cell, asdict(p[5]), str(p[6]), str(p[7]), 1): p for p in pending}
             for fut in as_completed(futs):
                 metrics = fut.result()
@@ -274,7 +279,8 @@ def parallel_on_cpu(cfg: PipelineConfig) -> bool:
 
 
 def stage_baselines(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, prog: Progress) -> None:
-    """Closed-form sets; ``random`` once per discovery seed, so each discovered set has a matched one."""
+    """Closed-form sets. ``random``: ``cfg.random_sets`` sets for every K among the cells, so each cell is
+    compared with random sets of its own K (cheap: no training; the labelling is what costs)."""
     from ..directions.baselines import compute_baseline
     from ..models.registry import load_generator
 
@@ -283,20 +289,23 @@ def stage_baselines(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, p
         fp = man.data["generators"][kind]["fingerprint"]
         G = None
         for method in cfg.baselines:
-            seeds = cfg.direction_seeds if method == "random" else (cfg.direction_seeds[0],)
-            for seed in seeds:
-                name = random_name(kind, seed, cfg) if method == "random" else f"{kind}-{method}"
+            if method == "random":
+                jobs = [(random_name(kind, K, i), K, i) for K in sorted({cell_K(c) for c in cfg.cells})
+                        for i in range(cfg.random_sets)]
+            else:
+                jobs = [(f"{kind}-{method}", 32, cfg.direction_seeds[0])]
+            for name, K, seed in jobs:
                 path = out / "directions" / f"{name}.safetensors"
                 if name in man.data["sets"] and path.exists():
                     continue
                 if G is None:
                     G = load_generator(gfile)
                 prog.stage(f"baseline directions {name}")
-                # A random set's seed differs from its discovered twin's: A starts from that seed's init.
-                ds = compute_baseline(method, G, 32, seed=seed + 1000 if method == "random" else seed,
+                # Random seeds from 1000 on: a discovery seed's A starts from that seed's random init.
+                ds = compute_baseline(method, G, K, seed=seed + 1000 if method == "random" else seed,
                                       n_samples=2000, generator=fp)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 ds.save(path)
                 man.data["sets"][name] = {"name": name, "path": rel_to(out, path), "generator": kind,
-                                          "kind": "baseline", "method": method, "seed": seed}
+                                          "kind": "baseline", "method": method, "seed": seed, "K": K}
                 man.save()

@@ -14,6 +14,7 @@ logs it); the raw mean |alpha_hat - alpha| is reported beside it.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -37,6 +38,8 @@ from ..paper import (
     cell_name,
 )
 from ..paper import COLUMNS as PAPER_COLUMNS
+from ..utils.folderlock import LOCK_NAME, hold_folder
+from .folder import RunFolderError
 
 COLUMNS: dict[str, dict[str, Any]] = {c: {"variant": v, "K": k} for c, (v, k) in PAPER_COLUMNS.items()}
 ROW_TITLES = {("gan", "resnet"): "GAN ResNet", ("gan", "lenet"): "GAN LeNet",
@@ -118,7 +121,49 @@ def run_table(generators: dict[str, Any], out: str | Path, *, steps_scale: float
     """``generators``: {"gan": spec, "vae": spec}, a spec being a path / 'analytic' or a
     (module, fingerprint) pair. Cells whose generator is missing are skipped."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_table_folder(out)
+    with hold_folder(out):  # one writer per folder (issue 22)
+        return _run_table(generators, out, steps_scale=steps_scale, cells=cells, note=note, stop=stop,
+                          on_event=on_event, **overrides)
+
+
+#: What ``run_table`` writes in its folder besides one run folder per cell.
+TABLE_FILES = ("table1.md", "table1.json")
+
+
+def _our_table(path: Path) -> bool:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return (isinstance(doc, dict) and set(doc) == {"note", "rows"} and isinstance(doc["rows"], list)
+            and all(isinstance(r, dict) and canonical_cell(str(r.get("cell", ""))) in CELLS for r in doc["rows"]))
+
+
+def check_table_folder(out: Path) -> None:
+    """Refuse an ``--out`` holding anything ``latentdirs table1`` did not write (issue 22, item 5):
+    its table1.md would be overwritten and its table1.json merged into ours. Nothing is changed."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise RunFolderError(f"--out {out} exists and is not a folder; nothing was changed")
+    names = sorted(e.name for e in os.scandir(out)
+                   if e.name != LOCK_NAME and not (e.name.startswith(".") and e.name.endswith(".tmp")))
+    foreign = [n for n in names if n not in CELLS and n not in TABLE_FILES]
+    if "table1.json" in names and not _our_table(out / "table1.json"):
+        foreign.append("table1.json (not a table latentdirs wrote)")
+    if "table1.md" in names and "table1.json" not in names:
+        foreign.append("table1.md (without our table1.json)")
+    if foreign:
+        shown = ", ".join(foreign[:4]) + (", ..." if len(foreign) > 4 else "")
+        raise RunFolderError(
+            f"--out {out} holds files that `latentdirs table1` did not write ({shown}); nothing was changed. "
+            "Choose a new or empty folder, or the folder of an earlier table1 run to add to it")
+
+
+def _run_table(generators: dict[str, Any], out: Path, *, steps_scale: float, cells: Iterable[str] | None, note: str,
+               stop: threading.Event | None, on_event: Callable[[str, Event], None] | None,
+               **overrides: Any) -> list[dict[str, Any]]:
     loaded: dict[str, tuple[Any, str]] = {}
     for kind, spec in generators.items():
         if spec is None:

@@ -1,6 +1,7 @@
 """``torchrun --nproc_per_node N -m napari_latentdirs.training gan|vae --data ... --out RUN``.
 
-Also works as a plain single-process ``python -m napari_latentdirs.training``.
+Also works as a plain single-process ``python -m napari_latentdirs.training``. An entry point
+like ``cli.py`` (nothing imports it), so it sits on the top layer and runs the train command.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ import argparse
 import logging
 import sys
 
+from ..commands.train import add_arguments, run
 from . import ddp
-from .runner import add_arguments, run
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ so they all checkpoint at the same step.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -52,13 +53,14 @@ from ..events import (
     Stopped,
 )
 from ..models import registry
+from ..models.fid import FID, FIDUnavailable, check_weights_file
+from ..utils.folderlock import locked_events
 from ..utils.runtime import amp_dtype, configure_backends, loader_workers, select_device, step_seed
 from ..utils.weights import read_meta
 from . import ddp
 from .averaging import WeightEMA, recalibrate_batchnorm
 from .config import TrainConfig
 from .data import check_slices, fingerprint_of, preprocessing_of_data
-from .fid import FID, FIDUnavailable, check_weights_file
 from .state import NonFiniteLossError, RunDir, ScalarLogger, check_run_folder
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,19 @@ def resolve_device(requested: str, info: ddp.DistInfo) -> torch.device:
     if info.enabled and dev.type == "cuda":
         return torch.device("cuda", info.local_rank)
     return dev
+
+
+class ChangedSettingsError(ValueError):
+    """A re-run changes a setting that defines what the checkpoint trained (named in the message)."""
+
+
+#: Training settings a re-run may change: they steer the rest of the run only (its length, rate,
+#: logging, model selection, hardware). Every other setting refuses a re-run that changes it.
+APPLIED_ON_RESUME = frozenset({
+    "lr", "epochs", "max_steps", "device", "amp", "channels_last", "deterministic", "num_workers", "log_every",
+    "sync_every", "sample_every", "n_samples", "checkpoint_every", "fid", "select_last", "fid_samples",
+    "fid_batch", "fid_weights",
+})
 
 
 class Trainer:
@@ -141,6 +156,7 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.clean_stale_temps()
         self.step = 0
+        self._applied = ""  # settings changed since the checkpoint (try_resume)
         self.state: dict[str, Any] = {"best_fid": None, "best_epoch": None, "sums": {}, "count": 0}
         g = torch.Generator().manual_seed(cfg.seed + 1)
         self.fixed_z = torch.randn(cfg.n_samples, self.latent_dim, generator=g)
@@ -282,6 +298,7 @@ class Trainer:
         self.sync_losses()  # every rank; raises before a non-finite state is written
         path = self.run_dir.path(name)
         if self.dist.is_main:
+            self.run_dir.check_in_place()
             self.run_dir.save(name, self.state_modules(), self.optimizers, self.checkpoint_meta())
         ddp.barrier(self.dist)
         return path
@@ -289,13 +306,34 @@ class Trainer:
     def try_resume(self) -> bool:
         if not self.run_dir.has(LAST):
             return False
-        self._check_compatible(read_meta(self.run_dir.path(LAST)))
+        saved = read_meta(self.run_dir.path(LAST))
+        self._check_compatible(saved)
+        self._applied = self._changed_settings(saved.get("train_config", {}))
         meta = self.run_dir.load(LAST, self.state_modules(), self.optimizers, map_location=self.device)
+        for opt in self.optimizers.values():  # the saved optimiser state carries the old rate
+            for group in opt.param_groups:
+                group["lr"] = self.cfg.lr
         self.step = int(meta["step"])
         self.state = meta["engine_state"]
         if self.scaler is not None and meta.get("scaler"):
             self.scaler.load_state_dict(meta["scaler"])
         return True
+
+    def _changed_settings(self, saved: dict[str, Any]) -> str:
+        """Compare the checkpoint's training config with this run's, setting by setting.
+
+        Settings that steer only the rest of the run (:data:`APPLIED_ON_RESUME`) are applied from
+        the checkpoint's step on and listed in the returned text; any other difference would mix two
+        runs in one set of weights, so it refuses the re-run, naming the settings (as ``directions`` does)."""
+        now = json.loads(json.dumps(self.cfg.to_dict()))  # as the checkpoint stores it (tuples are lists)
+        diff = {k: (saved[k], now[k]) for k in sorted(set(saved) & set(now)) if saved[k] != now[k]}
+        refused = {k: v for k, v in diff.items() if k not in APPLIED_ON_RESUME}
+        if refused:
+            shown = ", ".join(f"{k} ({a!r} in the checkpoint, {b!r} now)" for k, (a, b) in refused.items())
+            raise ChangedSettingsError(
+                f"{self.run_dir.root} holds a {self.kind} run with other settings: {shown}. These define what was "
+                "trained so far: continue it with its own settings (--resume RUN) or start a new --out folder")
+        return ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in diff.items())
 
     def _check_compatible(self, meta: dict[str, Any]) -> None:
         desc = registry.describe(self.generator_module())
@@ -351,6 +389,7 @@ class Trainer:
             mod.train(was)
 
     def export(self, epoch: int, metrics: dict[str, float], selected_by: str) -> Path:
+        self.run_dir.check_in_place()  # never recreate a moved run's old path with a generator
         path = self.run_dir.root / registry.GENERATOR_FILE
         registry.save_generator(
             path,
@@ -379,16 +418,24 @@ class Trainer:
             mod.train(was)
         arr = imgs[:, 0].cpu().numpy().astype(np.float32)
         if self.logger is not None:
+            self.run_dir.check_in_place()
             self.logger.log_images(self.step, "samples", arr)
         return Samples(self.step, arr, self.preprocessing.to_dict())
 
     # -- the event loop ----------------------------------------------------------
     def run(self, stop: threading.Event | None = None) -> Iterator[Event]:
+        """The events of the run; rank 0 holds the run folder's lock throughout (one writer)."""
+        events = self._run(stop)
+        return locked_events(self.run_dir.root, events) if self.dist.is_main else events
+
+    def _run(self, stop: threading.Event | None = None) -> Iterator[Event]:
         stop = stop or threading.Event()
         resumed = self.try_resume()
         yield Started(self.total_steps, self.step, self.run_dir.root)
         if resumed:
             yield Message(f"resumed {self.kind} run from step {self.step} of {self.total_steps}")
+            if self._applied:
+                yield Message(f"settings changed since the checkpoint, applied from step {self.step}: {self._applied}")
         if self.dist.is_main:
             self.logger = ScalarLogger(self.run_dir.root)
         log_every = max(self.cfg.log_every, 1)
@@ -410,6 +457,7 @@ class Trainer:
                         values = self.sync_losses()
                     yield Step(self.step, self.total_steps, values)
                     if self.logger is not None and values and self.step % log_every == 0:
+                        self.run_dir.check_in_place()
                         self.logger.log(self.step, {f"train/{k}": v for k, v in values.items()})
                     if self.cfg.sample_every and self.step % self.cfg.sample_every == 0:
                         yield self.samples_event()

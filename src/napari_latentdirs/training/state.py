@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..utils.atomic import clean_stale_temps_in
+from ..utils.folderlock import LOCK_NAME
 from ..utils.weights import load_weights, read_header, save_weights, sidecar
 
 log = logging.getLogger(__name__)
@@ -136,8 +137,12 @@ class ForeignFolderError(ValueError):
     """The run folder holds files that no napari-latentdirs engine wrote."""
 
 
+class RunFolderMovedError(FileNotFoundError):
+    """The run folder was moved or deleted while a job wrote it; nothing more is written at the old path."""
+
+
 def _ours(name: str) -> bool:
-    if name in RUN_ENTRIES or name.startswith("directions.review-"):  # reviews live beside the set
+    if name in RUN_ENTRIES or name == LOCK_NAME or name.startswith("directions.review-"):  # reviews live beside the set
         return True
     # a temp file of one of ours, left by a kill: ".<our name>.<...>.tmp"
     return name.startswith(".") and name.endswith(".tmp") and any(name.startswith(f".{e}.") for e in RUN_ENTRIES)
@@ -180,8 +185,28 @@ class RunDir:
 
     def __init__(self, root: str | Path, create: bool = True) -> None:
         self.root = Path(root)
+        self._identity: tuple[int, int] | None = None
         if create:
             (self.root / "checkpoints").mkdir(parents=True, exist_ok=True)
+            st = self.root.stat()
+            self._identity = (st.st_dev, st.st_ino)
+
+    def check_in_place(self) -> None:
+        """Raise :class:`RunFolderMovedError` when the folder is no longer where the job started it.
+
+        Called before every write: a write would otherwise recreate the old path (``atomic_path``
+        makes missing folders) with a generator and no checkpoint, while the moved copy resumes."""
+        if self._identity is None:
+            return
+        try:
+            st = self.root.stat()
+            here = (st.st_dev, st.st_ino) == self._identity
+        except OSError:
+            here = False
+        if not here:
+            raise RunFolderMovedError(
+                f"run folder {self.root} was moved or deleted while the job was writing it; nothing more was "
+                "written there. Resume the moved copy where it is now (--resume NEW_PATH), or start a new run")
 
     def clean_stale_temps(self) -> list[Path]:
         """Remove temp files that killed writers left in the run folder (call after check_run_folder)."""
@@ -287,7 +312,10 @@ class ScalarLogger:
 
     def close(self) -> None:
         if self._tb is not None:
-            self._tb.close()
+            try:
+                self._tb.close()
+            except OSError as exc:  # the folder moved or the disk filled: the CSV has every value
+                log.warning("TensorBoard log not closed cleanly: %s", exc)
             self._tb = None
         if not self._fh.closed:
             self._fh.close()

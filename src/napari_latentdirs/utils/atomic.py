@@ -119,10 +119,13 @@ def atomic_path(path: str | os.PathLike, clean_stale: bool = False) -> Iterator[
     (one directory listing; leave it off for folders of many files).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if clean_stale:
-        clean_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_HOST}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if clean_stale:
+            clean_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_HOST}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     mode = file_mode()  # mkstemp creates 0600
@@ -135,9 +138,21 @@ def atomic_path(path: str | os.PathLike, clean_stale: bool = False) -> Iterator[
             os.fsync(fh.fileno())
         os.replace(tmp_path, path)
         _fsync_dir(path.parent)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        raise _naming(exc, path) from exc
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming the file being written (a full disk's write() error names none, and the
+    temporary name means nothing to the user), same errno and so the same OSError subclass."""
+    if exc.errno is None or (exc.filename is not None and not str(exc.filename).endswith(".tmp")
+                             and Path(exc.filename) != path.parent):
+        return exc
+    return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, clean_stale: bool = False) -> None:

@@ -25,7 +25,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -44,7 +44,9 @@ META_KEY = "napari_latentdirs.meta"
 DATA_SHA_KEY = "napari_latentdirs.data_sha256"
 # Keys the sidecar adds to the metadata (they describe the file, not the model).
 SIDECAR_KEYS = ("weights_sha256", "weights_file", "data_sha256")
-MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit
+#: The largest header we read: safetensors' own limit (its MAX_HEADER_SIZE), so a file we accept is one
+#: the library loads, and nothing is written (a sidecar) for a file it will refuse.
+MAX_HEADER = 100_000_000
 
 
 class UnsafeWeightsError(ValueError):
@@ -98,6 +100,9 @@ class Header:
 def _read_header(fh: BinaryIO, path: Path, size: int) -> Header:
     raw = fh.read(8)
     n = int.from_bytes(raw, "little") if len(raw) == 8 else -1
+    if n > MAX_HEADER and 8 + n <= size:
+        raise WeightsFormatError(f"{path}: its safetensors header is {n:,} bytes, more than the {MAX_HEADER:,} "
+                                 "the format allows; refused without reading it")
     if n < 2 or n > MAX_HEADER or 8 + n > size:
         raise IncompleteCheckpointError(f"{path} is not a readable safetensors file (truncated or another format)")
     try:
@@ -201,13 +206,17 @@ def _repair_sidecar(path: Path, header: Header, meta: Mapping[str, Any]) -> None
         log.info("rewrote %s from the metadata in %s", sidecar(path).name, path.name)
 
 
-def read_meta(path: str | Path) -> dict[str, Any]:
-    """The metadata of a weights file (header first, else the sidecar), without loading tensors."""
+def read_meta(path: str | Path, repair: bool = True) -> dict[str, Any]:
+    """The metadata of a weights file (header first, else the sidecar), without loading tensors.
+
+    ``repair=False``: leave a stale or missing sidecar alone (a loader that may still refuse the
+    file writes nothing; :func:`load_weights` repairs it once the file has loaded)."""
     path = Path(path)
     header = read_header(path)
     if header.embedded:
         meta = _embedded_meta(header, path)
-        _repair_sidecar(path, header, meta)
+        if repair:
+            _repair_sidecar(path, header, meta)
         return meta
     return _read_sidecar(path)
 
@@ -239,8 +248,12 @@ def save_weights(path: str | Path, tensors: Mapping[str, torch.Tensor], meta: Ma
     return path
 
 
-def load_weights(path: str | Path, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Load ``path`` and its metadata; refuse pickles, corrupt and incomplete files."""
+def load_weights(path: str | Path, verify: bool = True, expected: Callable[[str], bool] | None = None,
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load ``path`` and its metadata; refuse pickles, corrupt and incomplete files.
+
+    ``expected(name)`` says which tensor names the kind of file holds: any other is refused as
+    soon as the header is read (a header of a million empty entries costs nothing then)."""
     path = Path(path)
     _refuse_unsafe(path)
     for _attempt in range(3):
@@ -249,12 +262,14 @@ def load_weights(path: str | Path, verify: bool = True) -> tuple[dict[str, torch
             header = _read_header(fh, path, st.st_size)
             if header.embedded:
                 meta = _embedded_meta(header, path)
+                _refuse_unexpected(header, path, expected)  # before the data is hashed or loaded
                 want = header.metadata.get(DATA_SHA_KEY)
                 if verify and want is not None and _sha256_from(fh, header.data_offset) != want:
                     raise IncompleteCheckpointError(
                         f"{path}: the tensor data does not match the sha256 in its header (corrupt file)")
             else:
                 meta = _read_sidecar(path)
+                _refuse_unexpected(header, path, expected)
                 if verify and meta.get("weights_sha256") not in (None, _sha256_from(fh, 0)):
                     raise IncompleteCheckpointError(
                         f"{path} does not match the sha256 recorded in {sidecar(path).name}")
@@ -270,6 +285,17 @@ def load_weights(path: str | Path, verify: bool = True) -> tuple[dict[str, torch
     if header.embedded:
         _repair_sidecar(path, header, meta)
     return tensors, meta
+
+
+def _refuse_unexpected(header: Header, path: Path, expected: Callable[[str], bool] | None) -> None:
+    """Refuse tensors the kind of file does not hold (a header of a million empty entries costs
+    seconds of loading and gigabytes of memory otherwise)."""
+    if expected is None:
+        return
+    extra = [name for name in header.entries if not expected(name)]
+    if extra:
+        raise WeightsFormatError(f"{path}: {len(extra):,} unexpected tensor(s) for this kind of file "
+                                 f"(e.g. {extra[0][:80]!r}); refused")
 
 
 def check_shapes(path: str | Path, expected: Mapping[str, torch.Size | tuple[int, ...]], header: Header,

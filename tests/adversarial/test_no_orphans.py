@@ -1,0 +1,97 @@
+"""No orphans after SIGTERM (issue 22, item 4).
+
+A real ``latentdirs run`` (the tiny preset on one phantom patient, two direction sets at a time in
+worker processes) gets SIGTERM (or SIGINT) while it discovers directions. It must stop cleanly (exit 130 with a
+message) and leave no process of its own behind: its workers used to live on with PPID 1, writing
+``directions/*``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _tiny_runs import ENV, PY  # noqa: E402
+
+
+def _children() -> dict[int, int]:
+    """pid -> ppid of every process."""
+    out = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:
+                continue
+            out[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return out
+
+
+def _descendants(pid: int) -> set[int]:
+    table = _children()
+    found, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        for child, parent in table.items():
+            if parent == p and child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_directions_stops_cleanly_and_leaves_no_worker(tmp_path, sig):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([PY, "-m", "napari_latentdirs.cli", "run", "--out", str(out), "--patients", "1",
+                             "--workers", "2", "--device", "cpu", "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=ENV, text=True)
+    lines = []
+    workers: set[int] = set()
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 240:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "at a time" in line:  # the pool is starting
+                break
+        assert any("at a time" in line for line in lines), "".join(lines)[-3000:]
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 60:  # until both workers are busy
+            workers = {p for p in _descendants(proc.pid) if _alive(p)}
+            if len(workers) >= 3 and any((out / "directions").glob("*/metrics.csv")):  # + resource tracker
+                break
+            time.sleep(0.2)
+        assert len(workers) >= 2, workers
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.2)
+        left = sorted(p for p in workers if _alive(p))
+        for p in left:  # do not leave them to the next test either
+            os.kill(p, signal.SIGKILL)
+    assert not left, f"orphans still alive 10 s after the job ended: {left}"
+    rest = proc.stdout.read()  # EOF: nobody else holds the pipe
+    assert proc.returncode == 130, "".join(lines)[-2000:] + rest[-2000:]
+    assert "interrupted" in rest, rest[-2000:]
