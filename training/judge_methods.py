@@ -114,9 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def markdown(gname: str, rows: list[dict], factors) -> str:
-    out = [f"### {gname}", "",
-           "| method @ steps | sets | K | RCA | eff. rank | largest group | beats random (Holm) | below random | "
-           "factors at sel. >= 0.6 (per set) |", "|---|---|---|---|---|---|---|---|---|"]
+    header = ("| method @ steps | sets | K | RCA | eff. rank | largest group | beats random (Holm) | below random | "
+              "factors at sel. >= 0.6 (per set) |")
+    out = [f"### {gname}", "", header, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         out.append(f"| {r['name']} | {r['n_sets']} | {r['K']} | {r['rca']:.3f} | {r['effective_rank']:.1f} | "
                    f"{r['largest_group']} | {len(r['beats_random'])}: {', '.join(r['beats_random']) or '-'} | "

@@ -102,12 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variant", default="unit", help="direction matrix: unit | ortho (directions/matrix.py)")
     ap.add_argument("--orthogonal-changes", type=float, default=0.0,
                     help="weight of the penalty keeping different directions' image changes orthogonal")
+    for kind in ("gan", "vae"):
+        ap.add_argument(f"--{kind}-directions", type=Path, default=None,
+                        help=f"ship this direction set for the {kind.upper()} (made for its generator) instead of "
+                             "discovering one here")
     ap.add_argument("--random-sets", type=int, default=10, help="matched random sets for the comparison")
     ap.add_argument("--gan-note", default="", help="a note on how the GAN was trained, kept in README.json")
     ap.add_argument("--gan-dir-steps", type=int, default=1600,
                     help="direction steps for the GAN (the recipe's 800 reach RCA 0.80 on it, 1600 are needed for 0.9)")
     ap.add_argument("--vae-dir-steps", type=int, default=None, help="direction steps for the VAE (default: the recipe's)")
     ap.add_argument("--quality-n", type=int, default=500, help="samples for the quality figures")
+    ap.add_argument("--quality-spaces", nargs="+", default=["probes", "pixels", "inception"],
+                    help="feature spaces (analysis/quality.py); Inception features of 2,500 images take a CPU long")
     ap.add_argument("--label-latents", type=int, default=64, help="latents each direction is measured on")
     args = ap.parse_args(argv)
 
@@ -189,11 +195,11 @@ def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float
 
     print(f"[{kind}] quality against held-out phantom slices (n = {args.quality_n})", flush=True)
     # Kept in the work folder by generator and sample size: a re-run (more direction steps) reuses it.
-    cached = args.work / f"quality-{kind}-{fp[:16]}-{args.quality_n}.json"
+    cached = args.work / f"quality-{kind}-{fp[:16]}-{args.quality_n}-{'-'.join(args.quality_spaces)}.json"
     if cached.exists():
         quality = QualityReport.from_dict(json.loads(cached.read_text()))
     else:
-        quality = generator_quality(gen, "phantom", n=args.quality_n, seed=args.seed)
+        quality = generator_quality(gen, "phantom", n=args.quality_n, seed=args.seed, spaces=args.quality_spaces)
         cached.write_text(json.dumps(quality.to_dict()))
     for line in quality.lines():
         print("  " + line, flush=True)
@@ -205,12 +211,22 @@ def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float
     dir_steps = args.gan_dir_steps if kind == "gan" else args.vae_dir_steps
     if dir_steps is not None:
         dcfg = replace(dcfg, steps=dir_steps)
-    print(f"[{kind}] discovering K = {dcfg.K} directions ({dcfg.steps} steps)", flush=True)
-    t0 = time.perf_counter()
-    dfin = _drain(train_directions(dcfg, gen, args.work / f"{kind}-directions", threading.Event()),
-                  f"{kind} directions", every=100)
-    dir_seconds = time.perf_counter() - t0
-    ds = DirectionSet.load(dfin.output)
+    given = getattr(args, f"{kind}_directions")
+    if given is not None:
+        # A set trained elsewhere (e.g. by training/method_study.py on a GPU) with the recipe's settings.
+        ds = DirectionSet.load(given)
+        if ds.generator != fp:
+            raise SystemExit(f"{given} was made for generator {ds.generator[:12]}, not {fp[:12]}")
+        dcfg = DirectionsConfig.from_dict(ds.meta["config"])
+        dir_seconds = None
+        print(f"[{kind}] directions from {given} ({dcfg.steps} steps, {dcfg.variant}, K = {dcfg.K})", flush=True)
+    else:
+        print(f"[{kind}] discovering K = {dcfg.K} directions ({dcfg.steps} steps)", flush=True)
+        t0 = time.perf_counter()
+        dfin = _drain(train_directions(dcfg, gen, args.work / f"{kind}-directions", threading.Event()),
+                      f"{kind} directions", every=100)
+        dir_seconds = time.perf_counter() - t0
+        ds = DirectionSet.load(dfin.output)
     rca = float(ds.metrics.get("rca", 0.0))
     print(f"[{kind}] RCA {rca:.3f} (chance {1 / dcfg.K:.3f})", flush=True)
 
@@ -250,7 +266,9 @@ def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float
         "generator": gen_path.name, "directions": dir_path.name, "labels": ds.labels, "metrics": ds.metrics,
         "chance_rca": 1 / dcfg.K, "bytes": sizes, "generator_steps": steps,
         "train_minutes": None if train_seconds is None else round(train_seconds / 60, 1),
-        "direction_minutes": round(dir_seconds / 60, 1), "direction_config": asdict(dcfg),
+        "direction_minutes": None if dir_seconds is None else round(dir_seconds / 60, 1),
+        "direction_config": asdict(dcfg),
+        **({"directions_from": str(given)} if given is not None else {}),
         "quality": quality.to_dict(), "random_labels": list(rands[0].labels), "comparison": comparison.to_dict(),
         "supervised": {"r2": supervised.meta["r2"], "labels": list(sup_found.labels),
                        "selectivity": dict(zip(supervised.labels, map(float, sup_found.selectivity))),

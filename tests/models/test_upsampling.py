@@ -8,7 +8,13 @@ import torch
 from torch import nn
 
 from napari_latentdirs.analysis.quality import checkerboard_power
-from napari_latentdirs.models.dcgan import UPSAMPLING, DCGANConfig, Generator, SubPixelUp, dcgan_config
+from napari_latentdirs.models.dcgan import (
+    UPSAMPLING,
+    DCGANConfig,
+    Generator,
+    SubPixelUp,
+    dcgan_config,
+)
 
 
 @pytest.mark.parametrize("mode", UPSAMPLING)

@@ -44,15 +44,15 @@ def test_direction_cells_in_two_worker_processes(tmp_path):
     stage_directions(cfg, {"vae": gfile}, man, Progress(False))
 
     sets = Manifest(tmp_path).data["sets"]
-    assert set(sets) == {"vae-lenet-unit32-s0", "vae-lenet-unit32-s1", "vae-random-K32-s0", "vae-random-K32-s1"}
+    assert set(sets) == {"vae-lenet-ortho32-s0", "vae-lenet-ortho32-s1", "vae-random-K32-s0", "vae-random-K32-s1"}
     found = {n: DirectionSet.load(from_run(tmp_path, s["path"])) for n, s in sets.items()}
     for seed in (0, 1):
-        s = sets[f"vae-lenet-unit32-s{seed}"]
+        s = sets[f"vae-lenet-ortho32-s{seed}"]
         assert s["seed"] == seed and s["steps"] == 3 and 0.0 <= s["rca"] <= 1.0
         assert s["learned"] == (s["rca"] >= cfg.learned_rca)
-        assert found[f"vae-random-K32-s{seed}"].K == found[f"vae-lenet-unit32-s{seed}"].K == 32
+        assert found[f"vae-random-K32-s{seed}"].K == found[f"vae-lenet-ortho32-s{seed}"].K == 32
     # Two seeds give two different inits, and the random twins differ from each other.
-    assert not np.allclose(found["vae-lenet-unit32-s0"].A, found["vae-lenet-unit32-s1"].A)
+    assert not np.allclose(found["vae-lenet-ortho32-s0"].A, found["vae-lenet-ortho32-s1"].A)
     assert not np.allclose(found["vae-random-K32-s0"].A, found["vae-random-K32-s1"].A)
 
 

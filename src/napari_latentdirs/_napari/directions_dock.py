@@ -131,13 +131,10 @@ class DirectionsDock(EngineDock):
 
     activity = "learning directions"
 
-    def apply_device_defaults(self) -> None:
-        # only a change of recipe resets the fields: "auto" -> "cpu" on a CPU keeps what the user set
-        self.recipe_combo.setCurrentText("paper" if self.on_cuda() else "cpu")
-
     def apply_recipe(self) -> None:
         r = direction_recipe(self.recipe_combo.currentText())
         self.recon_combo.setCurrentText(str(r.get("reconstructor", "lenet")))
+        self.variant_combo.setCurrentText(str(r.get("variant", "unit")))
         self.steps_spin.setValue(int(r.get("steps", 0)))
         self.batch_spin.setValue(int(r.get("batch_size", 128)))
 

@@ -199,7 +199,11 @@ class EngineDock(QWidget):
         return self.resolved_device().startswith("cuda")
 
     def apply_device_defaults(self) -> None:
-        """Settings that suit the device: the CPU recipe on a CPU, the paper's on CUDA."""
+        """Settings that suit the device: the CPU recipe on a CPU, the paper's on CUDA. Only a change
+        of recipe resets the fields, so "auto" -> "cpu" on a CPU keeps what the user set."""
+        combo = getattr(self, "recipe_combo", None)
+        if combo is not None:
+            combo.setCurrentText("paper" if self.on_cuda() else "cpu")
 
     def expected(self) -> tuple[str, int | None] | None:
         """(rate key, steps) of the run Start would begin, for its expected time."""

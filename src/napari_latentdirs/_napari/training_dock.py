@@ -96,10 +96,6 @@ class TrainingDock(EngineDock):
 
     activity = "training the generator"
 
-    def apply_device_defaults(self) -> None:
-        # only a change of recipe resets the fields: "auto" -> "cpu" on a CPU keeps what the user set
-        self.recipe_combo.setCurrentText("paper" if self.on_cuda() else "cpu")
-
     def apply_recipe(self) -> None:
         """Set the fields the recipe decides (the user can still change them before Start)."""
         name, kind = self.recipe_combo.currentText(), self.kind
@@ -206,7 +202,7 @@ def quality_text(metrics: dict[str, float]) -> str:
         else:
             rest.append(f"{k} {v:.4g}")
     lines: list[str] = []
-    names = {"probes": "probe space", "inception": "Inception space"}
+    names = {"probes": "probe space", "pixels": "pixel space", "inception": "Inception space"}
     worst = 1.0
     for space, r in spaces.items():
         p, rc = r.get("precision", float("nan")), r.get("recall", float("nan"))

@@ -447,10 +447,3 @@ def quality_metrics(rep: QualityReport) -> dict[str, float]:
         out["quality/checkerboard_index"] = rep.checkerboard.generated
     return out
 
-
-def quality_sentence(rep: QualityReport) -> str:
-    """One plain sentence for a status line: the ratios to the real-vs-real ceiling."""
-    parts = [f"{s.space}: precision {s.ratio('precision'):.2f}, recall {s.ratio('recall'):.2f} of real data's"
-             for s in rep.spaces if s.discriminates]
-    cb = "" if rep.checkerboard is None else f"; checkerboard {rep.checkerboard.generated:.1f}x real"
-    return f"Quality against held-out real slices ({rep.n} samples) - " + "; ".join(parts) + cb

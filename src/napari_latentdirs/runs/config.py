@@ -55,7 +55,8 @@ class PipelineConfig:
     direction_batch: int | None = None  # None: the recipe's
     direction_eval_batches: int | None = None
     direction_seeds: tuple[int, ...] = (0, 1, 2)
-    cells: tuple[str, ...] = ("unit32",)
+    # The CPU recipe's orthonormal A (training/method_study.md): unit columns collapse to rank ~7 of 32.
+    cells: tuple[str, ...] = ("ortho32",)
     generators: tuple[str, ...] = GENERATORS
     reconstructors: tuple[str, ...] = ("lenet",)
     # The matched random sets are always made; GANSpace and SeFa in the paper preset.
