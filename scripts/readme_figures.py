@@ -38,8 +38,9 @@ def render(summary: dict) -> str:
     t = summary.get("timings", {})
     total = summary.get("wall_seconds") or sum(v for v in t.values() if isinstance(v, (int, float)))
     parts = ", ".join(f"{k} {round(v)} s" for k, v in t.items() if isinstance(v, (int, float)) and v >= 30)
-    lines = [f"Measured ({summary.get('created', '?')[:10]}, {summary.get('machine', 'this machine')}, "
-             f"`bash scripts/main.sh`): **{_minutes(total)}** wall ({parts})."]
+    head = (f"Measured ({summary.get('created', '?')[:10]}, {summary.get('machine', 'this machine')}, "
+            f"`bash scripts/main.sh`): **{_minutes(total)}** wall ({parts}).")
+    lines = [head]
     sets = summary.get("direction_sets", [])
     for kind in ("vae", "gan"):
         disc = [s for s in sets if s.get("generator") == kind and s.get("kind") == "discovered"]
