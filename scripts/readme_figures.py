@@ -44,7 +44,7 @@ def render(summary: dict) -> str:
     sets = summary.get("direction_sets", [])
     for kind in ("vae", "gan"):
         disc = [s for s in sets if s.get("generator") == kind and s.get("kind") == "discovered"]
-        rand = [s for s in sets if s.get("generator") == kind and s.get("kind") == "random"]
+        rand = [s for s in sets if s.get("generator") == kind and s.get("method") == "random"]
         if not disc:
             continue
         rcas = [s["rca"] for s in disc if isinstance(s.get("rca"), (int, float))]
