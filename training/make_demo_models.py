@@ -275,6 +275,7 @@ def finish(kind: str, args: argparse.Namespace, steps: int, train_seconds: float
                        "comparison": ceiling.to_dict()},
         "collapse": collapse.to_dict(), "descriptions": ds.meta["descriptions"],
         "generator_recipe": recipe(args.recipe, kind),
+        "train_device": args.device if train_seconds is not None and args.stage != "finish" else None,
         **({"generator_note": args.gan_note} if kind == "gan" and args.gan_note else {}),
     }
 

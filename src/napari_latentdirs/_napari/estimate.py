@@ -34,15 +34,21 @@ def reference_rates() -> dict[str, float]:
     out: dict[str, float] = {}
     for kind in ("gan", "vae"):
         rec = doc.get(kind) if isinstance(doc.get(kind), dict) else {}
+        # Only CPU timings say how long a CPU run takes (a model trained on a GPU records its device).
         try:
             recipe = rec.get("generator_recipe", {})
-            out[rate_key("train", kind, recipe.get("preset", "cpu"), recipe.get("batch_size", 32), "cpu")] = (
-                60.0 * float(rec["train_minutes"]) / float(rec["generator_steps"]))
-            cfg = rec["direction_config"]
-            out[rate_key("directions", kind, cfg["reconstructor"], cfg["reconstructor_input"], cfg["batch_size"], "cpu")] = (
-                60.0 * float(rec["direction_minutes"]) / float(cfg["steps"]))
+            if rec.get("train_device", "cpu") == "cpu":
+                out[rate_key("train", kind, recipe.get("preset", "cpu"), recipe.get("batch_size", 32), "cpu")] = (
+                    60.0 * float(rec["train_minutes"]) / float(rec["generator_steps"]))
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
-            log.debug("demo record of %s has no timing", kind)
+            log.debug("demo record of %s has no training timing", kind)
+        try:
+            cfg = rec["direction_config"]
+            if cfg.get("device", "cpu") == "cpu":
+                out[rate_key("directions", kind, cfg["reconstructor"], cfg["reconstructor_input"], cfg["batch_size"],
+                             "cpu")] = 60.0 * float(rec["direction_minutes"]) / float(cfg["steps"])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError):
+            log.debug("demo record of %s has no direction timing", kind)
     return out
 
 
