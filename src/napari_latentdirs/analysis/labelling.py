@@ -72,6 +72,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from ..directions.collapse import linked_groups
 from ..directions.set import DirectionSet
 from ..models.interface import LatentGenerator
 from ..probes.base import ProbeSet
@@ -253,14 +254,7 @@ def _downsample(x: np.ndarray, size: int = 32) -> np.ndarray:
 
 def _duplicate_groups(signed: np.ndarray, diffs: np.ndarray, active: np.ndarray, cfg: LabelConfig) -> list[list[int]]:
     k = signed.shape[0]
-    parent = list(range(k))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
+    linked = np.zeros((k, k), bool)
     idx = np.flatnonzero(active)
     if idx.size >= 2:
         e = signed[idx] / (np.linalg.norm(signed[idx], axis=1, keepdims=True) + 1e-12)
@@ -269,14 +263,9 @@ def _duplicate_groups(signed: np.ndarray, diffs: np.ndarray, active: np.ndarray,
         d = d / (np.linalg.norm(d, axis=2, keepdims=True) + 1e-12)
         # mean over latents of |cos| between the two directions' image changes
         icorr = np.abs(np.einsum("anp,bnp->abn", d, d)).mean(2)
-        for a in range(idx.size):
-            for b in range(a + 1, idx.size):
-                if ecorr[a, b] >= cfg.duplicate_effect_corr and icorr[a, b] >= cfg.duplicate_image_corr:
-                    parent[find(idx[a])] = find(idx[b])
-    groups: dict[int, list[int]] = {}
-    for i in range(k):
-        groups.setdefault(find(i), []).append(i)
-    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+        both = (ecorr >= cfg.duplicate_effect_corr) & (icorr >= cfg.duplicate_image_corr)
+        linked[np.ix_(idx, idx)] = np.triu(both, k=1)
+    return linked_groups(k, linked)
 
 
 def fit_slopes(alphas: np.ndarray, delta: np.ndarray) -> np.ndarray:

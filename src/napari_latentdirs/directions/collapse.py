@@ -79,7 +79,14 @@ def collapse_of(A: np.ndarray, threshold: float = DUPLICATE_COS) -> Collapse:
     np.fill_diagonal(cos, 0.0)
     max_cos = float(cos.max()) if K > 1 else 0.0
 
-    parent = list(range(K))
+    dup = linked_groups(K, np.triu(cos >= threshold, k=1))
+    return Collapse(K, eff, min(max_cos, 1.0), dup, threshold)
+
+
+def linked_groups(n: int, linked: np.ndarray) -> list[list[int]]:
+    """Connected components (union-find) of ``n`` items joined where ``linked[a, b]`` is true; only
+    groups of two or more, each sorted, ordered by their first member."""
+    parent = list(range(n))
 
     def find(a: int) -> int:
         while parent[a] != a:
@@ -87,10 +94,9 @@ def collapse_of(A: np.ndarray, threshold: float = DUPLICATE_COS) -> Collapse:
             a = parent[a]
         return a
 
-    for a, b in zip(*np.nonzero(np.triu(cos >= threshold, k=1)), strict=True):
+    for a, b in zip(*np.nonzero(linked), strict=True):
         parent[find(int(a))] = find(int(b))
     groups: dict[int, list[int]] = {}
-    for i in range(K):
+    for i in range(n):
         groups.setdefault(find(i), []).append(i)
-    dup = sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
-    return Collapse(K, eff, min(max_cos, 1.0), dup, threshold)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
