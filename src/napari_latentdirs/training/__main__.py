@@ -19,14 +19,13 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    clean = False
     try:
-        return run(args)
+        code = run(args)
+        clean = code == 0
+        return code
     finally:
-        info = ddp.DistInfo.current()
-        if info.enabled:
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+        ddp.shutdown(clean)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,21 @@ def barrier(info: DistInfo) -> None:
         dist.barrier()
 
 
+def shutdown(clean: bool = True) -> None:
+    """Destroy the process group, after a barrier when every rank got here normally.
+
+    Without the barrier a rank that finished first tore gloo down while its peer's last
+    collective was still in flight, and the peer aborted ("terminate called without an active
+    exception"). After an error the barrier is skipped: a dead peer would make it wait.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if clean:
+        dist.barrier()
+    _CONTROL_GROUPS.clear()
+    dist.destroy_process_group()
+
+
 _CONTROL_GROUPS: dict[int, Any] = {}
 
 
