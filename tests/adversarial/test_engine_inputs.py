@@ -135,6 +135,28 @@ def test_direction_training_refuses_a_foreign_folder(tmp_path):
     assert sorted(p.name for p in foreign.iterdir()) == ["thesis.tex"]
 
 
+def test_a_labelled_direction_run_is_still_ours_and_resumes(tmp_path):
+    """Labelling writes <set>.labels.json into the run (the directions dock labels every run it
+    finishes); Resume on that run must continue it, not call the folder foreign."""
+    from napari_latentdirs.analysis.label_set import label_set, labels_path_of
+    from napari_latentdirs.directions.voynov import DirectionsConfig, train_directions
+    from napari_latentdirs.events import Started
+    from napari_latentdirs.models.analytic import AnalyticEllipseGenerator
+
+    run = tmp_path / "run"
+    gen = AnalyticEllipseGenerator().eval()
+    cfg = DirectionsConfig(K=3, steps=2, batch_size=4, eval_batches=1, device="cpu", generator_kind="analytic",
+                           checkpoint_every=1)
+    list(train_directions(cfg, gen, run))
+    label_set(gen, run / "directions.safetensors", n_latents=8)
+    labels = labels_path_of(run / "directions.safetensors")
+    assert labels.parent == run and labels.is_file()
+    cfg4 = DirectionsConfig(K=3, steps=4, batch_size=4, eval_batches=1, device="cpu", generator_kind="analytic",
+                            checkpoint_every=1)
+    events = list(train_directions(cfg4, gen, run))
+    assert next(e for e in events if isinstance(e, Started)).start_step == 2
+
+
 # -- item 13: the architecture in the metadata is checked against the tensors -------------------
 
 PEAK = r"""

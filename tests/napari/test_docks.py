@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,9 @@ import pytest
 from napari.utils.notifications import notification_manager
 
 from napari_latentdirs.events import Finished, Started, Step, Stopped
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _dock_runs import record, tiny_directions, tiny_training  # noqa: E402
 
 DOCKS = {
     "Train generator": "TrainingDock",
@@ -26,38 +30,14 @@ def test_every_dock_opens_through_the_manifest(make_napari_viewer, name):
     assert dock.isAncestorOf(widget)
 
 
-def _record(widget):
-    events = []
-    orig = widget.on_event
-
-    def spy(ev):
-        events.append(ev)
-        orig(ev)
-
-    widget.runner._on_event = spy
-    return events
-
-
-def _tiny_training(widget, tmp_path, steps=6):
-    widget.data_combo.setCurrentIndex(0)
-    widget.phantom_n.setValue(16)
-    widget.preset_combo.setCurrentText("tiny")
-    widget.model_combo.setCurrentIndex(0)
-    widget.epochs_spin.setValue(10)
-    widget.batch_spin.setValue(4)
-    widget.max_steps_spin.setValue(steps)
-    widget.device_combo.setCurrentText("cpu")
-    widget.out_edit.value = str(tmp_path)
-
-
 @pytest.mark.parametrize("where", ["child process", "worker thread"])
 def test_training_starts_reports_progress_stops_and_resumes(make_napari_viewer, threaded_workers, tmp_path, qtbot, monkeypatch, where):
     monkeypatch.setenv("LATENTDIRS_ENGINE_IN_THREAD", "1" if where == "worker thread" else "0")
     viewer = make_napari_viewer()
     _, dock = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Train generator")
-    _tiny_training(dock, tmp_path, steps=60)  # long enough that the stop lands mid-run
+    tiny_training(dock, tmp_path, steps=60)  # long enough that the stop lands mid-run
     assert dock.runner.isolates(dock.make_engine(tmp_path / "probe", resume=False)) == (where == "child process")
-    events = _record(dock)
+    events = record(dock)
     dock.start()
     assert dock.state == "running" and not dock.start_btn.isEnabled()
     qtbot.waitUntil(lambda: any(isinstance(e, Step) and e.step >= 2 for e in events), timeout=60000)
@@ -82,8 +62,8 @@ def test_training_starts_reports_progress_stops_and_resumes(make_napari_viewer, 
 def test_closing_the_viewer_stops_training_leaving_no_thread(make_napari_viewer, threaded_workers, tmp_path, qtbot):
     viewer = make_napari_viewer()
     _, dock = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Train generator")
-    _tiny_training(dock, tmp_path, steps=10_000)
-    events = _record(dock)
+    tiny_training(dock, tmp_path, steps=10_000)
+    events = record(dock)
     dock.start()
     qtbot.waitUntil(lambda: any(isinstance(e, Step) for e in events), timeout=60000)
     runner, runner_run_dir = dock.runner, dock.run_dir
@@ -128,13 +108,8 @@ def test_directions_dock_shows_rca_and_ls_live(make_napari_viewer, sync_workers,
 
     viewer = make_napari_viewer()
     _, dock = viewer.window.add_plugin_dock_widget("napari-latentdirs", "Discover directions")
-    events = _record(dock)
-    dock.generator_edit.value = str(saved_model[0])
-    dock.k_spin.setValue(3)
-    dock.steps_spin.setValue(4)
-    dock.batch_spin.setValue(4)
-    dock.device_combo.setCurrentText("cpu")
-    dock.out_edit.value = str(tmp_path)
+    events = record(dock)
+    tiny_directions(dock, saved_model[0], tmp_path)
     dock.start()
     assert dock.state == "finished", dock.status.text()
     steps = [e for e in events if isinstance(e, Step)]

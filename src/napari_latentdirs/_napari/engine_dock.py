@@ -255,7 +255,7 @@ class EngineDock(QWidget):
 
     def resume_from(self, run_dir: str | Path) -> bool:
         """Continue a run folder chosen from disk (an earlier session's); False with a
-        message when it holds no checkpoint to continue."""
+        message when it holds no checkpoint to continue or cannot be started (a busy folder)."""
         run_dir = Path(run_dir)
         if self.runner.running:
             return False
@@ -265,8 +265,7 @@ class EngineDock(QWidget):
             show_warning(f"{self.title}: {run_dir} holds no checkpoint to resume")
             self.status.setText(f"cannot resume {run_dir.name}: no checkpoint in it")
             return False
-        self._launch(run_dir, resume=True)
-        return True
+        return self._launch(run_dir, resume=True)
 
     def _resume_from_clicked(self) -> None:
         from qtpy.QtWidgets import QFileDialog
@@ -280,7 +279,8 @@ class EngineDock(QWidget):
             self.runner.request_stop()
             self._set_state("stopping")
 
-    def _launch(self, run_dir: Path, resume: bool) -> None:
+    def _launch(self, run_dir: Path, resume: bool) -> bool:
+        """Start the engine in ``run_dir``; False, with the reason shown, when it cannot start."""
         try:
             check_free(run_dir)  # another process writing this folder: refused, naming it (FileExistsError)
             factory = self.make_engine(run_dir, resume)
@@ -290,7 +290,7 @@ class EngineDock(QWidget):
             show_error(f"{self.title}: {exc}")
             self._set_state("failed")
             self.status.setText(f"cannot start: {exc}")
-            return
+            return False
         self.run_dir = run_dir
         if not resume:
             self.plot.clear()
@@ -304,6 +304,7 @@ class EngineDock(QWidget):
         self._set_state("running")
         self.status.setText(f"{'resuming' if resume else 'starting'} in {run_dir}")
         self.runner.start(factory, f"{self.title} in {run_dir.name}")
+        return True
 
     # -- events (GUI thread) -----------------------------------------------------------------
     def on_event(self, ev: Any) -> None:

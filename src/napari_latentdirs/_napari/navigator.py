@@ -41,13 +41,15 @@ from superqt import QLabeledDoubleRangeSlider
 
 from ..analysis import export as ex
 from ..analysis.demo import DEMO_NAMES, demo_model
-from ..analysis.export_formats import EXPORT_FORMATS, SweepExport, export_format
+from ..analysis.export_formats import EXPORT_FORMATS, SweepExport, export_format, set_labels
 from ..analysis.navigation import (
     DirectionInfo,
     StackChunk,
     StackRequest,
     StackStreamer,
+    default_shift,
     direction_info,
+    model_name,
     model_pixel_mm,
     random_latents,
     shift_grid,
@@ -97,11 +99,7 @@ def prepare_model(spec: str, directions_path: str | Path | None, weights: str | 
     ds = DirectionSet.load(directions_path) if directions_path else None
     if ds is not None and ds.latent_dim != gen.latent_dim:
         raise ValueError(f"direction set has dimension {ds.latent_dim}, the generator {gen.latent_dim}")
-    p = Path(spec)
-    if is_factory_spec(spec) or p.is_dir():
-        name = spec if is_factory_spec(spec) else p.name
-    else:  # a run's generator.safetensors is named after its run
-        name = p.parent.name if p.name == "generator.safetensors" else p.stem
+    name = model_name(spec)
     info = direction_info(ds, directions_path) if ds is not None else None
     device = next((q.device for q in gen.parameters()), "cpu") if isinstance(gen, torch.nn.Module) else "cpu"
     return LoadedModel(gen, ds, info, fingerprint, name, probe_frame_shape(gen, device))
@@ -160,16 +158,6 @@ def _wrapping_label(text: str) -> QLabel:
     label.setMinimumWidth(10)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     return label
-
-
-def default_shift(ds: DirectionSet | None) -> float:
-    """Half-width of the shift range: from the direction set's training meta when recorded."""
-    if ds is not None:
-        cfg = ds.meta.get("config") if isinstance(ds.meta.get("config"), dict) else {}
-        for v in (ds.meta.get("alpha_max"), cfg.get("alpha_max"), ds.meta.get("shift_max")):
-            if isinstance(v, int | float) and v > 0:
-                return float(v)
-    return 6.0
 
 
 class LatentNavigator(QWidget):
@@ -836,7 +824,7 @@ class LatentNavigator(QWidget):
         req = self.current
         vi = self.visible_index(stack.shape[0], stack.shape[1], req.shifts)[0]
         streamer, ds, z = self.streamer, self.directions, self.z
-        labels = tuple((ds.labels or [""] * ds.K)[j] or f"direction {j}" for j in range(ds.K))
+        labels = set_labels(ds)
         k = self.direction_index()
 
         def render(j: int, shifts: np.ndarray) -> np.ndarray:  # runs in the job, off the GUI thread

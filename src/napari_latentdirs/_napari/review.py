@@ -36,6 +36,7 @@ from ..analysis.navigation import (
     WINDOWS,
     StackChunk,
     StackRequest,
+    default_shift,
     model_pixel_mm,
     random_latents,
     shift_grid,
@@ -50,7 +51,7 @@ from ..analysis.review import (
 )
 from ..directions.set import DirectionSet
 from ..models.interface import LatentGenerator
-from .navigator import _wrapping_label, default_shift
+from .navigator import _wrapping_label
 from .placement import add_generated, mosaic, set_window
 from .scroll import compact_combos, fit_width, scrolling_layout
 from .stack_feed import StackFeed

@@ -6,8 +6,8 @@ format (menu label, suffix, writer). Adding a format is one writer function
 ``register_export_format`` at run time); the navigator lists the records in its menu and calls
 the chosen one's writer. A format that napari's File > Save Layer also offers for any image layer
 is marked ``save_layer`` and has a writer contribution with its suffix in ``napari.yaml``
-(``tests/napari/test_export_registry.py`` checks the two agree). The ``latentdirs`` CLI offers no
-navigator exports (its report writes its own figures and sweeps).
+(``tests/napari/test_export_registry.py`` checks the two agree). ``latentdirs export`` offers the
+same records on the command line: it builds the sweep with :func:`sweep_of` and calls the same writer.
 
 Writers are named ``"package.module:function"`` (or given as the callable) and imported only when
 they run. The writers below are thin: the file formats themselves are :mod:`.export`.
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import export as ex
-from .navigation import shift_grid
+from .navigation import shift_grid, stack
 
 #: Rows of the figure grid: the selected direction and its neighbours, at most this many.
 GRID_ROWS = 8
@@ -100,6 +100,34 @@ class ExportFormat:
         return [Path(p) for p in self.resolve()(Path(path), sweep)]
 
 
+def set_labels(ds: Any) -> tuple[str, ...]:
+    """Every direction's name in an export: its label, else ``"direction j"``."""
+    labels = list(ds.labels or [])
+    return tuple((labels[j] if j < len(labels) else "") or f"direction {j}" for j in range(int(ds.K)))
+
+
+def sweep_of(generator: Any, ds: Any, direction: int, z: np.ndarray, shifts: np.ndarray, *, latent: int = 0,
+             window: str | tuple[float, float] = "lung", model: str = "", scale: int = 1) -> SweepExport:
+    """The sweep of direction ``direction`` of set ``ds`` for latents ``z`` (N, d), rendered in HU:
+    what the navigator hands a writer, made without it (``latentdirs export``)."""
+    K = int(ds.K)
+    if not 0 <= int(direction) < K:
+        raise ValueError(f"direction {direction} is not in the set: it has directions 0 to {K - 1}")
+    z = np.atleast_2d(np.asarray(z, dtype=np.float32))
+    if not 0 <= int(latent) < z.shape[0]:
+        raise ValueError(f"latent {latent} is not among the {z.shape[0]} latents")
+    shifts = np.asarray(shifts, dtype=np.float32).reshape(-1)
+    hu = stack(generator, z, ds.direction(int(direction)), shifts)
+    one = z[int(latent) : int(latent) + 1]
+
+    def render(j: int, at: np.ndarray) -> np.ndarray:
+        return stack(generator, one, ds.direction(int(j)), np.asarray(at, dtype=np.float32))[0]
+
+    labels = set_labels(ds)
+    return SweepExport(hu, shifts, int(latent), window, model, int(direction), labels[int(direction)], labels, render,
+                       scale=int(scale))
+
+
 # -- the writers ---------------------------------------------------------------------------------
 
 
@@ -173,5 +201,5 @@ def export_format(key: str) -> ExportFormat:
 
 
 __all__ = ["EXPORT_FORMATS", "ExportFormat", "SweepExport", "export_format", "register_export_format",
-           "unregister_export_format", "write_dicom_sweep", "write_figure_grid", "write_gif_sweep",
+           "set_labels", "sweep_of", "unregister_export_format", "write_dicom_sweep", "write_figure_grid", "write_gif_sweep",
            "write_mp4_sweep", "write_tiff_stack"]

@@ -80,6 +80,31 @@ def shift_grid(lo: float, hi: float, n: int) -> np.ndarray:
     return grid.astype(np.float32)
 
 
+def model_name(spec: str | Path) -> str:
+    """How the navigator and exports name a generator: a factory spec as written, a run folder by its
+    name, a run's ``generator.safetensors`` by its run, any other file by its stem."""
+    from ..models.custom import is_factory_spec
+
+    text = str(spec)
+    if is_factory_spec(text):
+        return text
+    p = Path(text)
+    if p.is_dir():
+        return p.name
+    return p.parent.name if p.name == "generator.safetensors" else p.stem
+
+
+def default_shift(ds: object | None) -> float:
+    """Half-width of the shift range: from the direction set's training meta when recorded."""
+    meta = getattr(ds, "meta", None)
+    if isinstance(meta, dict):
+        cfg = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+        for v in (meta.get("alpha_max"), cfg.get("alpha_max"), meta.get("shift_max")):
+            if isinstance(v, int | float) and v > 0:
+                return float(v)
+    return 6.0
+
+
 def random_latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
     """``n`` standard-normal latents from their own seeded generator."""
     g = torch.Generator().manual_seed(int(seed))

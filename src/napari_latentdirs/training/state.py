@@ -121,10 +121,13 @@ def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict
 
 # -- run folder ----------------------------------------------------------------
 
-# Everything an engine (or the napari job that prepares its cache) puts in a run folder.
+# Everything an engine (or the napari job that prepares its cache) puts in a run folder, and the
+# labels that labelling a run's set writes beside it (analysis.label_set.labels_path_of), so a
+# labelled run still resumes.
 RUN_ENTRIES = frozenset({
     "checkpoints", "metrics.csv", "tb", "cache", "generator.safetensors", "generator.json",
     "directions.safetensors", "directions.json", "reconstructor.safetensors", "reconstructor.json",
+    "directions.labels.json",
 })
 METRICS_HEADER = ["step", "tag", "value"]
 
