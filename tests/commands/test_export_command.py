@@ -125,7 +125,7 @@ def test_a_format_registered_at_run_time_is_offered_and_written_by_the_cli(tmp_p
     assert "unknown export format" in capsys.readouterr().err and not (tmp_path / "again.npy").exists()
 
 
-@pytest.mark.parametrize("case", ["direction", "latent", "suffix", "exists", "set", "dimension", "frames"])
+@pytest.mark.parametrize("case", ["direction", "latent", "suffix", "exists", "set", "dimension", "frames", "shift"])
 def test_a_bad_request_is_one_line_and_writes_nothing(tmp_path, set_path, capsys, case):
     out = tmp_path / "out.gif"
     extra: list[str] = []
@@ -143,13 +143,16 @@ def test_a_bad_request_is_one_line_and_writes_nothing(tmp_path, set_path, capsys
     elif case == "dimension":
         target = tmp_path / "d16.safetensors"
         DirectionSet(np.eye(16, 2, dtype=np.float32), "random").save(target)
-    else:
+    elif case == "frames":
         extra = ["--frames", "0"]
+    else:
+        extra = ["--shift", "inf"]
     rc = main(["export", str(target), "--generator", GEN, "--out", str(out), "--latents", str(LATENTS), *extra])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: "), err
     words = {"direction": "directions 0 to 5", "latent": f"latent {LATENTS}", "suffix": "unknown export format",
-             "exists": "--force", "set": "no direction set", "dimension": "dimension 16", "frames": "--frames"}
+             "exists": "--force", "set": "no direction set", "dimension": "dimension 16", "frames": "--frames",
+             "shift": "--shift must be a finite number"}
     assert words[case] in err[0], err
     if case == "exists":
         assert out.read_bytes() == b"mine"

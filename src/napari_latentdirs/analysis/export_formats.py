@@ -201,5 +201,5 @@ def export_format(key: str) -> ExportFormat:
 
 
 __all__ = ["EXPORT_FORMATS", "ExportFormat", "SweepExport", "export_format", "register_export_format",
-           "set_labels", "sweep_of", "unregister_export_format", "write_dicom_sweep", "write_figure_grid", "write_gif_sweep",
-           "write_mp4_sweep", "write_tiff_stack"]
+           "set_labels", "sweep_of", "unregister_export_format", "write_dicom_sweep", "write_figure_grid",
+           "write_gif_sweep", "write_mp4_sweep", "write_tiff_stack"]

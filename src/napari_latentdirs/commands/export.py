@@ -9,6 +9,7 @@ derived DICOM series as a radiologist in napari.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -82,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {set_path} was made for another generator (fingerprint {ds.generator[:12]}…, this one "
               f"{fingerprint[:12]}…): its directions may mean nothing here", file=sys.stderr)
     half = args.shift if args.shift is not None else default_shift(ds)
-    if not half > 0:
-        return _error(f"--shift must be above 0, got {half}")
+    if not (math.isfinite(half) and half > 0):
+        return _error(f"--shift must be a finite number above 0, got {half}")
     z = random_latents(args.latents, generator.latent_dim, args.seed)
     try:
         sweep = sweep_of(generator, ds, args.direction, z, shift_grid(-half, half, args.frames), latent=args.latent,
