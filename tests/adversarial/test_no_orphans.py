@@ -95,3 +95,29 @@ def test_a_signal_during_directions_stops_cleanly_and_leaves_no_worker(tmp_path,
     rest = proc.stdout.read()  # EOF: nobody else holds the pipe
     assert proc.returncode == 130, "".join(lines)[-2000:] + rest[-2000:]
     assert "interrupted" in rest, rest[-2000:]
+
+
+def test_a_signal_while_waiting_on_workers_is_raised_between_waits_not_inside_them():
+    """The cause of a rare hang after SIGINT: an exception raised by a signal handler lands at any
+    bytecode, and inside ``as_completed`` that can be within the locks the executor's manager thread
+    needs, which then deadlocks the exit. ``completed`` turns the signal into a flag and raises
+    KeyboardInterrupt from its own poll, restores the handlers, and the pool's workers are killed."""
+    import threading
+    import traceback
+
+    from napari_latentdirs.utils.processes import completed, worker_pool
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    task_s = 60.0
+    procs = []
+    with pytest.raises(KeyboardInterrupt) as info, worker_pool(2) as pool:
+        futures = [pool.submit(time.sleep, task_s) for _ in range(2)]
+        procs = list(pool._processes.values())
+        threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+        t0 = time.monotonic()
+        for fut in completed(futures):
+            fut.result()
+    assert time.monotonic() - t0 < task_s  # the interrupt did not wait for the tasks
+    assert traceback.extract_tb(info.value.__traceback__)[-1].name == "completed"  # raised at the poll
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    assert procs and not any(p.is_alive() for p in procs)

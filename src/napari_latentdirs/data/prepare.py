@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from ..utils.atomic import _fsync_dir, atomic_path, atomic_write_text
+from ..utils.processes import completed
 from .cache import (
     CACHE_VERSION,
     TABLE_COLUMNS,
@@ -396,7 +397,7 @@ def _prepare(found, cache_dir: Path, cfg: PrepareConfig, workers: int, progress:
                 futures = {pool.submit(compute_series, j): j for j in jobs}
                 taken = set()
                 try:
-                    for fut in cf.as_completed(futures):
+                    for fut in completed(futures):  # a signal ends the wait safely
                         taken.add(fut)
                         finished(futures[fut], commit_series(fut.result()))
                 except BaseException:

@@ -218,12 +218,14 @@ def _label_in_workers(run: Path, man: Manifest, cfg: PipelineConfig, probes: Any
             todo.append((name, str(from_run(run, gen["path"])), str(from_run(run, info["path"])), str(lpath)))
     if len(todo) < 2 or probes.name != "phantom" or not parallel_on_cpu(cfg):
         return set()
-    from ..utils.processes import worker_pool
+    from ..utils.processes import completed, worker_pool
 
     prog.stage(f"labelling {len(todo)} direction sets, {cfg.workers} at a time")
     prep = preprocessing_of(todo[0][1]).to_dict()
     with worker_pool(cfg.workers) as pool:  # workers die with this process (Ctrl-C, SIGTERM, kill)
-        list(pool.map(_label_one, *zip(*[(g, d, lp, asdict(lcfg), prep) for _, g, d, lp in todo])))
+        futures = [pool.submit(_label_one, g, d, lp, asdict(lcfg), prep) for _, g, d, lp in todo]
+        for fut in completed(futures):  # a signal ends the wait safely (see utils.processes.completed)
+            fut.result()
     return {t[0] for t in todo}
 
 

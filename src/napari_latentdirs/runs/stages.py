@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from concurrent.futures import as_completed
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -241,14 +240,14 @@ def stage_directions(cfg: PipelineConfig, gens: dict[str, Path], man: Manifest, 
 
     workers = min(cfg.workers, len(pending))
     if workers > 1 and parallel_on_cpu(cfg):
-        from ..utils.processes import worker_pool
+        from ..utils.processes import completed, worker_pool
 
         prog.stage(f"discovering {len(pending)} direction sets, {workers} at a time: "
                    + ", ".join(p[0] for p in pending))
         tm = Timer()
         with worker_pool(workers) as pool:  # workers die with this process (Ctrl-C, SIGTERM, kill)
             futs = {pool.submit(_train_cell, asdict(p[5]), str(p[6]), str(p[7]), 1): p for p in pending}
-            for fut in as_completed(futs):
+            for fut in completed(futs):  # a signal ends the wait safely (see utils.processes.completed)
                 metrics = fut.result()
                 record(futs[fut], metrics, metrics.pop("_seconds"))
         man.record("directions", tm)

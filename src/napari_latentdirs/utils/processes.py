@@ -4,7 +4,8 @@ A killed or interrupted job must not leave workers writing into a run folder
 (issue 22): each worker arms ``PR_SET_PDEATHSIG`` (Linux: SIGKILL the moment
 the parent dies) and a watchdog thread that notices re-parenting on any POSIX
 system; :func:`worker_pool` stops its workers at once when the parent stops
-(Ctrl-C, SIGTERM), instead of waiting for their tasks to finish.
+(Ctrl-C, SIGTERM), instead of waiting for their tasks to finish; :func:`completed`
+waits for their results so that a signal cannot land inside the executor's locks.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -83,4 +84,42 @@ def worker_pool(workers: int) -> Iterator[cf.ProcessPoolExecutor]:
         pool.shutdown(wait=True)
 
 
-__all__ = ["die_with_parent", "worker_pool"]
+@contextlib.contextmanager
+def _signals_set(flag: threading.Event) -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM set ``flag`` and raise nothing (main thread only)."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, lambda *_: flag.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def completed(futures: Iterable[cf.Future], poll_s: float = 0.2) -> Iterator[cf.Future]:
+    """The futures as they finish (``as_completed``); a Ctrl-C or SIGTERM meanwhile is raised as
+    KeyboardInterrupt from here, within ``poll_s``.
+
+    A signal handler that raises does so at whatever bytecode the main thread is on, and while
+    ``as_completed`` waits that can be inside the locks the executor's manager thread needs to hand
+    over a result: the job then deadlocked on its way out now and then, workers killed but the
+    process never exiting. Here the signal only sets a flag, and the wait polls it between waits,
+    holding no lock, and also while the caller handles a result."""
+    interrupted = threading.Event()
+    pending = set(futures)
+    with _signals_set(interrupted):
+        while pending:
+            done, pending = cf.wait(pending, timeout=poll_s, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                if interrupted.is_set():
+                    break
+                yield fut
+            if interrupted.is_set():
+                raise KeyboardInterrupt
+
+
+__all__ = ["completed", "die_with_parent", "worker_pool"]
