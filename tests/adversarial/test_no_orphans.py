@@ -18,40 +18,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _procs import descendants, running  # noqa: E402
 from _tiny_runs import ENV, PY  # noqa: E402
-
-
-def _children() -> dict[int, int]:
-    """pid -> ppid of every process."""
-    out = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                stat = Path(entry.path, "stat").read_text()
-            except OSError:
-                continue
-            out[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return out
-
-
-def _descendants(pid: int) -> set[int]:
-    table = _children()
-    found, todo = set(), [pid]
-    while todo:
-        p = todo.pop()
-        for child, parent in table.items():
-            if parent == p and child not in found:
-                found.add(child)
-                todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -74,7 +42,7 @@ def test_a_signal_during_directions_stops_cleanly_and_leaves_no_worker(tmp_path,
         assert any("at a time" in line for line in lines), "".join(lines)[-3000:]
         t0 = time.monotonic()
         while time.monotonic() - t0 < 60:  # until both workers are busy
-            workers = {p for p in _descendants(proc.pid) if _alive(p)}
+            workers = {p for p in descendants(proc.pid) if running(p)}
             if len(workers) >= 3 and any((out / "directions").glob("*/metrics.csv")):  # + resource tracker
                 break
             time.sleep(0.2)
@@ -86,9 +54,9 @@ def test_a_signal_during_directions_stops_cleanly_and_leaves_no_worker(tmp_path,
             proc.kill()
             proc.wait()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_alive(p) for p in workers):
+        while time.monotonic() < deadline and any(running(p) for p in workers):
             time.sleep(0.2)
-        left = sorted(p for p in workers if _alive(p))
+        left = sorted(p for p in workers if running(p))
         for p in left:  # do not leave them to the next test either
             os.kill(p, signal.SIGKILL)
     assert not left, f"orphans still alive 10 s after the job ended: {left}"
@@ -124,6 +92,6 @@ def test_a_signal_while_waiting_on_workers_is_raised_between_waits_not_inside_th
     # thread has just reaped.
     pids = [p.pid for p in procs]
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+    while time.monotonic() < deadline and any(running(pid) for pid in pids):
         time.sleep(0.1)
-    assert pids and not [pid for pid in pids if _alive(pid)]
+    assert pids and not [pid for pid in pids if running(pid)]

@@ -23,6 +23,9 @@ from napari_latentdirs.utils.folderlock import LOCK_NAME
 sys.path.insert(0, str(Path(__file__).parents[1] / "dicom"))
 from dcmfactory import random_raw, write_volume  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _procs import descendants, running  # noqa: E402
+
 CFG = PrepareConfig(size=32, test_fraction=0.5, seed=0, dtype="float32")
 
 
@@ -186,32 +189,6 @@ def test_corrupt_file_is_named_in_the_prepare_output(tmp_path, capsys):
 
 # -- item 12: kill -9 of prepare leaves no workers ------------------------------------------------------
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = set(), [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            if c not in out:
-                out.add(c)
-                todo.append(c)
-    return out
-
-
-def _running(pid: int) -> bool:
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return text[text.rindex(")") + 2] not in "ZX"  # a zombie has exited
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_sigkill_of_prepare_takes_its_workers_along(tmp_path):
     root = _tree(tmp_path / "dicom", n_series=8, n=40, size=320)
@@ -223,7 +200,7 @@ def test_sigkill_of_prepare_takes_its_workers_along(tmp_path):
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            workers = _descendants(proc.pid)
+            workers = descendants(proc.pid)
             if len(workers) >= 2:
                 break
             time.sleep(0.005)
@@ -231,12 +208,12 @@ def test_sigkill_of_prepare_takes_its_workers_along(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_running(w) for w in workers):
+        while time.monotonic() < deadline and any(running(w) for w in workers):
             time.sleep(0.05)
-        assert not [w for w in workers if _running(w)], "workers outlived their parent"
+        assert not [w for w in workers if running(w)], "workers outlived their parent"
     finally:
         for w in workers:  # never leave orphans behind, even when the test fails
-            if _running(w):
+            if running(w):
                 os.kill(w, signal.SIGKILL)
     # What the kill left: finished parts and perhaps temporary files; the next run completes
     # the same cache, removes the temporary files, and reuses what was finished.
