@@ -161,3 +161,18 @@ def test_a_bad_request_is_one_line_and_writes_nothing(tmp_path, set_path, capsys
     else:
         assert not out.exists()
     assert not list(tmp_path.glob(".*.tmp"))  # no partial file left
+
+
+def test_a_set_made_for_another_generator_is_exported_with_a_warning(tmp_path, generator, capsys):
+    path = tmp_path / "theirs.safetensors"
+    DirectionSet(generator.factor_directions().numpy(), "voynov-unit", "f" * 64).save(path)
+    out = tmp_path / "sweep.tif"
+    assert _export(path, out) == 0 and out.is_file()  # a warning, not a refusal: the user may know better
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: {path}: the direction set was made for another generator")
+    assert "f" * 12 in err and generator.fingerprint[:12] in err and "may mean nothing here" in err
+
+
+def test_the_set_made_for_this_generator_is_exported_without_a_warning(tmp_path, set_path, capsys):
+    assert _export(set_path, tmp_path / "sweep.tif") == 0
+    assert "another generator" not in capsys.readouterr().err

@@ -54,6 +54,18 @@ def test_label_command_warns_first_about_a_set_that_did_not_learn(tmp_path, caps
     assert DirectionSet.load(path).labels is not None
 
 
+def test_label_command_warns_about_a_set_made_for_another_generator(tmp_path, capsys):
+    path = tmp_path / "theirs.safetensors"
+    g = _unlabelled_analytic_set(path)
+    ds = DirectionSet.load(path)
+    DirectionSet(ds.A, ds.method, "f" * 64, meta=ds.meta).save(path)
+    assert main(["label", str(path), "--generator", "analytic", "--latents", "8"]) == 0  # still labelled
+    out = capsys.readouterr().out
+    assert "warning: the direction set was made for another generator" in out
+    assert "f" * 12 in out and g.fingerprint[:12] in out and "its labels describe this generator's images" in out
+    assert DirectionSet.load(path).labels is not None
+
+
 def test_label_command_refuses_a_set_of_another_latent_size(tmp_path, capsys):
     path = tmp_path / "small.safetensors"
     DirectionSet(np.eye(8)[:, :3], "random").save(path)

@@ -501,13 +501,12 @@ class LatentNavigator(QWidget):
     def check_fingerprint(self, fingerprint: str) -> bool:
         """Warn (napari notification + model line) when the direction set records another
         generator than the one loaded; its directions then mean nothing for this one."""
-        recorded = self.directions.generator if self.directions is not None else ""
-        self.fingerprint_mismatch = bool(recorded and fingerprint and recorded != fingerprint)
-        if self.fingerprint_mismatch:
+        other = self.directions.made_for_another(fingerprint) if self.directions is not None else None
+        self.fingerprint_mismatch = other is not None
+        if other is not None:
             from napari.utils.notifications import show_warning
 
-            text = (f"the direction set was made for another generator (fingerprint {recorded[:12]}…, "
-                    f"loaded {fingerprint[:12]}…): its directions may mean nothing here")
+            text = f"{other}: its directions may mean nothing here"
             show_warning(f"latent navigator: {text}")
             self.model_label.setText(self.model_label.text() + f"\n⚠ {text}")
         return not self.fingerprint_mismatch

@@ -119,10 +119,8 @@ def label_set(generator: Any, set_path: str | Path, *, probes: str = "auto", n_l
     warnings: list[str] = []
     if (w := ds.not_learned()) is not None:
         warnings.append(w)
-    own = str(getattr(generator, "fingerprint", "") or "")
-    if ds.generator and own and ds.generator != own:
-        warnings.append(f"the set was made for another generator (fingerprint {ds.generator[:12]}, "
-                        f"this one {own[:12]}): its labels describe this generator's images")
+    if (other := ds.made_for_another(str(getattr(generator, "fingerprint", "") or ""))) is not None:
+        warnings.append(f"{other}: its labels describe this generator's images")
     cfg = LabelConfig(n_latents=n_latents, alphas=tuple(float(a) for a in alphas), seed=seed)
     res = label_directions(generator, ds, probe_set, cfg, progress=progress)
     if res.valid_fraction < MIN_VALID_FRACTION:

@@ -79,9 +79,8 @@ def run(args: argparse.Namespace) -> int:
         return _error(str(exc))
     if ds.latent_dim != generator.latent_dim:
         return _error(f"the set has dimension {ds.latent_dim}, the generator {generator.latent_dim}")
-    if ds.generator and fingerprint and ds.generator != fingerprint:
-        print(f"warning: {set_path} was made for another generator (fingerprint {ds.generator[:12]}…, this one "
-              f"{fingerprint[:12]}…): its directions may mean nothing here", file=sys.stderr)
+    if (other := ds.made_for_another(fingerprint)) is not None:
+        print(f"warning: {set_path}: {other}: its directions may mean nothing here", file=sys.stderr)
     half = args.shift if args.shift is not None else default_shift(ds)
     if not (math.isfinite(half) and half > 0):
         return _error(f"--shift must be a finite number above 0, got {half}")

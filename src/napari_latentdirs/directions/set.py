@@ -76,6 +76,14 @@ class DirectionSet:
             return None
         return f"{NOT_LEARNED} (RCA {rca:.3f}; chance {1 / self.K:.3f})"
 
+    def made_for_another(self, fingerprint: str) -> str | None:
+        """The warning when the set records a generator other than the one with ``fingerprint``;
+        None when they agree or either is unknown. Each caller says what follows for its output."""
+        if not (self.generator and fingerprint) or self.generator == fingerprint:
+            return None
+        return (f"the direction set was made for another generator (fingerprint {self.generator[:12]}…, "
+                f"this one {fingerprint[:12]}…)")
+
     def direction(self, k: int) -> np.ndarray:
         return self.A[:, k]
 
