@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 
-def _stat_fields(path: str) -> list[str] | None:
+def stat_fields(path: str) -> list[str] | None:
+    """The fields of a /proc ``stat`` file after the name (state first, then the parent); None if gone."""
     try:
         text = Path(path).read_text()
     except OSError:
@@ -19,7 +20,7 @@ def descendants(pid: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
-            fields = _stat_fields(f"{entry.path}/stat")
+            fields = stat_fields(f"{entry.path}/stat")
             if fields is not None:
                 children.setdefault(int(fields[1]), []).append(int(entry.name))
     found, todo = set(), [pid]
@@ -43,7 +44,7 @@ def running(pid: int) -> bool:
     except OSError:
         return False  # reaped
     for tid in tasks:
-        fields = _stat_fields(f"/proc/{pid}/task/{tid}/stat")
+        fields = stat_fields(f"/proc/{pid}/task/{tid}/stat")
         if fields is not None and fields[0] not in "ZX":
             return True
     return False

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _procs import descendants, running  # noqa: E402
+from _procs import descendants, running, stat_fields  # noqa: E402
 
 _SYS_EXIT = {"x86_64": 60, "aarch64": 93}.get(platform.machine())
 
@@ -35,8 +35,7 @@ def _wait(condition, timeout=20.0):
 
 
 def _main_thread_state(pid: int) -> str:
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2]
+    return (stat_fields(f"/proc/{pid}/stat") or ["gone"])[0]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or _SYS_EXIT is None, reason="reads /proc; Linux syscall")
@@ -55,8 +54,7 @@ def test_a_process_whose_main_thread_is_a_zombie_is_still_running_until_its_last
 
 
 def _parent(pid: int) -> int:
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return int(text[text.rindex(")") + 2 :].split()[1])
+    return int(stat_fields(f"/proc/{pid}/stat")[1])
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
